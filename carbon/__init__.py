@@ -1,0 +1,1 @@
+"""The carbon pillar (see DESIGN.md); its implementation lands with its own issue."""

@@ -1,0 +1,1 @@
+"""THE benchmark: one ``test_<pillar>.py`` per pillar, run with ``pytest suites/``."""
