@@ -127,9 +127,11 @@ class RunConfig:
         """Names of the tasks this run scores (one scorecard each)."""
         if self.model:
             return [open_task_name(self.model, self.dataset)]
-        from trustbench.tasks import DEFAULT_TASKS
+        from trustbench.tasks import DEFAULT_TASKS, SMOKE_TASKS
 
-        return list(self.tasks) if self.tasks else list(DEFAULT_TASKS)
+        if self.tasks:
+            return list(self.tasks)
+        return list(SMOKE_TASKS if self.profile == "smoke" else DEFAULT_TASKS)
 
 
 def open_task_name(model: str, dataset: str | None) -> str:

@@ -429,7 +429,14 @@ def _image_folder(p: Path) -> TensorData:
     except (FileNotFoundError, RuntimeError) as exc:
         raise DataError(f"--bench-dataset {p}: not an ImageFolder directory (one sub-folder of "
                         f"images per class): {exc}") from None
-    arrs = [_decode_image(ds.loader(path)) for path, _ in ds.samples]
+    from PIL import Image
+
+    # Open with PIL directly: ImageFolder's loader converts everything to RGB, which would turn
+    # a grayscale dataset into 3 channels that the user's model does not expect.
+    arrs = []
+    for path, _ in ds.samples:
+        with Image.open(path) as img:
+            arrs.append(_decode_image(img))
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
         raise DataError(f"--bench-dataset {p}: images have different shapes; resize them first")

@@ -213,7 +213,11 @@ def load_weights(model: nn.Module | None, path: str | Path) -> nn.Module:
             names = []
         if any(n.endswith("constants.pkl") for n in names):
             try:
-                return torch.jit.load(io.BytesIO(raw), map_location="cpu")
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # jit deprecation notice
+                    return torch.jit.load(io.BytesIO(raw), map_location="cpu")
             except Exception as exc:
                 raise ModelError(f"--bench-weights {path}: TorchScript file does not load: "
                                  f"{exc}") from None
@@ -221,7 +225,7 @@ def load_weights(model: nn.Module | None, path: str | Path) -> nn.Module:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise ModelError(
                 f"--bench-weights {path}: torch.load(weights_only=True) refuses this file "
                 f"({text}). It pickles Python objects, which can run arbitrary code. Save a plain "

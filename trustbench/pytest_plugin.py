@@ -103,8 +103,10 @@ def _pillar_of(node: Any) -> str:
     return name[5:] if name.startswith("test_") else name
 
 
-_TASKS: dict[str, Any] = {}
-_TASK_ERRORS: dict[str, str] = {}
+# Tasks built in this process, per pytest session (kept on the config, never module-global, so
+# that two sessions in one process, e.g. pytester's inline runs, do not share state).
+TASKS_KEY = pytest.StashKey[dict[str, Any]]()
+TASK_ERRORS_KEY = pytest.StashKey[dict[str, str]]()
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +119,8 @@ def bench_config(pytestconfig: pytest.Config) -> RunConfig:
 def task(request: pytest.FixtureRequest, bench_config: RunConfig) -> Any:
     """The :class:`~trustbench.tasks.Task` this test scores (built once per process)."""
     name = request.param
+    _TASKS = request.config.stash.setdefault(TASKS_KEY, {})
+    _TASK_ERRORS = request.config.stash.setdefault(TASK_ERRORS_KEY, {})
     if name in _TASK_ERRORS:
         pytest.fail(_TASK_ERRORS[name], pytrace=False)
     if name not in _TASKS:

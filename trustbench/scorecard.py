@@ -95,7 +95,7 @@ class Metric:
     value: Any
     unit: str
     higher_is_better: bool | None = None
-    ci: list[float] | None = None
+    ci: list[float | None] | None = None
     n: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     hardware_dependent: bool = False
@@ -103,11 +103,13 @@ class Metric:
     score_weight: float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.value, (dict, list, tuple, bool)):
+            self.value = _plain(self.value)  # numpy / torch scalars -> float
         value_shape(self.value)  # raises on an unsupported shape
         self.value = _plain(self.value)
         self.params = _plain(dict(self.params))
         if self.ci is not None:
-            lo, hi = (float(v) for v in self.ci)
+            lo, hi = (None if v is None else float(v) for v in self.ci)
             self.ci = [lo, hi]
         if self.n is not None:
             self.n = int(self.n)

@@ -121,6 +121,8 @@ class TaskSpec:
 BUILTIN_TASKS: dict[str, TaskSpec] = {}
 #: The task set of ``pytest suites/`` with no --bench-task.
 DEFAULT_TASKS: tuple[str, ...] = ("mnist5k-cnn", "arrests-mlp")
+#: The task set of ``--bench-profile smoke``: the same modalities, a smaller image task.
+SMOKE_TASKS: tuple[str, ...] = ("digits-cnn", "arrests-mlp")
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:

@@ -1,0 +1,311 @@
+"""What mitigation would cost: fairlearn's ThresholdOptimizer on the task's own scores.
+
+For each sensitive feature and each constraint (``equalized_odds``, ``demographic_parity``),
+:func:`threshold_optimizer_tradeoff` fits fairlearn's ``ThresholdOptimizer`` (Hardt et al.
+2016, "Equality of Opportunity in Supervised Learning", https://arxiv.org/abs/1610.02413) on
+the model's probability of the positive class over a fitting set (held apart from the
+evaluation rows), predicts the evaluation rows with group-specific, randomised thresholds, and
+reports how much the targeted disparity shrinks and how much accuracy it costs, each with a
+paired percentile bootstrap interval over the evaluation rows (same resamples before and
+after). The interval covers the evaluation sample, not the choice of fitting rows nor the
+randomised thresholds (fixed by the seed).
+
+The model is used as it is (``prefit=True``): a small scikit-learn estimator hands the
+precomputed scores to fairlearn, so nothing is retrained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fairness.bootstrap import bootstrap_cell_counts, percentile_interval
+from fairness.errors import FairnessError
+from fairness.groups import build_groups
+from fairness.metrics import as_label_array, disparity_statistics, rates_from_counts
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Constraint -> the disparity it targets.
+CONSTRAINTS = {
+    "equalized_odds": "equalized_odds_difference",
+    "demographic_parity": "demographic_parity_difference",
+}
+
+
+@dataclass
+class MitigationResult:
+    """Disparity reduction and accuracy cost of one ThresholdOptimizer.
+
+    Attributes
+    ----------
+    constraint
+        ``"equalized_odds"`` or ``"demographic_parity"``.
+    grouping
+        The sensitive feature the thresholds are chosen for.
+    disparity
+        The targeted disparity (``equalized_odds_difference`` ...).
+    before, after
+        Its value with the model's own predictions and with the mitigated ones.
+    reduction, reduction_ci
+        ``before - after`` (positive: fairer) and its paired bootstrap interval.
+    accuracy_before, accuracy_after
+        Accuracy on the evaluation rows.
+    accuracy_cost, accuracy_cost_ci
+        ``accuracy_before - accuracy_after`` (positive: accuracy lost) and its interval.
+    disparities_after
+        Every disparity of the mitigated predictions.
+    fit_on
+        Where the thresholds were fitted (``"train"`` or ``"eval-half"``).
+    n_fit, n_eval
+        Rows used to fit and to evaluate.
+    """
+
+    constraint: str
+    grouping: str
+    disparity: str
+    before: float | None
+    after: float | None
+    reduction: float | None
+    reduction_ci: tuple[float, float] | None
+    accuracy_before: float
+    accuracy_after: float
+    accuracy_cost: float
+    accuracy_cost_ci: tuple[float, float] | None
+    disparities_after: dict[str, float | None]
+    fit_on: str
+    n_fit: int
+    n_eval: int
+
+
+def _score_estimator() -> Any:
+    """A fitted scikit-learn classifier whose decision function is the first input column."""
+    import numpy as np
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class PrecomputedScores(ClassifierMixin, BaseEstimator):
+        """Passes precomputed positive-class probabilities (column 0 of X) to fairlearn."""
+
+        def fit(self, X: Any, y: Any = None) -> PrecomputedScores:
+            return self
+
+        def __sklearn_is_fitted__(self) -> bool:
+            return True
+
+        def decision_function(self, X: Any) -> np.ndarray:
+            return np.asarray(X, dtype=float)[:, 0]
+
+        def predict(self, X: Any) -> np.ndarray:
+            return (self.decision_function(X) >= 0.5).astype(np.int64)
+
+    return PrecomputedScores()
+
+
+def _scores(values: Any, what: str) -> np.ndarray:
+    import numpy as np
+
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+        raise FairnessError(
+            f"{what} must be one finite score per row (the model's probability of class 1), "
+            f"got shape {arr.shape}"
+        )
+    return arr
+
+
+def model_scores(task: Any, x: Any) -> np.ndarray:
+    """Probability of class 1 under ``task``'s model for the rows of ``x`` (NumPy, CPU)."""
+    import torch
+
+    if int(task.num_classes) != 2:
+        raise FairnessError(
+            f"threshold mitigation needs a binary task; {task.name} has {task.num_classes} classes"
+        )
+    logits = task.logits(x)
+    return torch.softmax(logits.float(), dim=1)[:, 1].detach().cpu().numpy()
+
+
+def threshold_optimizer_tradeoff(
+    scores_fit: Any,
+    y_fit: Any,
+    sensitive_fit: Any,
+    scores_eval: Any,
+    y_eval: Any,
+    sensitive_eval: Any,
+    *,
+    y_pred_eval: Any = None,
+    columns: Sequence[str] | None = None,
+    constraints: Sequence[str] = ("equalized_odds", "demographic_parity"),
+    n_boot: int = 500,
+    confidence: float = 0.95,
+    seed: int = 0,
+    fit_on: str = "train",
+) -> list[MitigationResult]:
+    """Fit a ThresholdOptimizer per sensitive feature and constraint; measure the trade-off.
+
+    Parameters
+    ----------
+    scores_fit, y_fit, sensitive_fit
+        Positive-class probabilities, 0/1 labels and sensitive attributes of the fitting rows.
+    scores_eval, y_eval, sensitive_eval
+        The same for the evaluation rows (disjoint from the fitting rows).
+    y_pred_eval
+        The model's own predictions on the evaluation rows (default: ``scores_eval >= 0.5``).
+    columns
+        Sensitive features to mitigate for, one at a time (default: all).
+    constraints
+        Any of ``"equalized_odds"``, ``"demographic_parity"``.
+    n_boot, confidence, seed
+        Paired bootstrap over the evaluation rows; ``seed`` also fixes the randomised
+        thresholds.
+    fit_on
+        Recorded in the result: where the fitting rows come from.
+
+    Returns
+    -------
+    list of MitigationResult
+        One per (feature, constraint).
+
+    Raises
+    ------
+    FairnessError
+        Non-binary labels, misaligned rows, an unknown constraint, or an evaluation group
+        that the fitting rows do not contain.
+    """
+    import numpy as np
+    from fairlearn.postprocessing import ThresholdOptimizer
+
+    unknown = [c for c in constraints if c not in CONSTRAINTS]
+    if unknown:
+        raise FairnessError(
+            f"unknown mitigation constraint(s) {unknown}; accepted: {', '.join(CONSTRAINTS)}"
+        )
+    s_fit = _scores(scores_fit, "scores_fit")
+    s_ev = _scores(scores_eval, "scores_eval")
+    yf = as_label_array(y_fit, "y_fit")
+    ye = as_label_array(y_eval, "y_eval")
+    yp = (s_ev >= 0.5).astype(np.int64) if y_pred_eval is None else as_label_array(
+        y_pred_eval, "y_pred_eval"
+    )
+    for arr, what in ((yf, "y_fit"), (ye, "y_eval"), (yp, "y_pred_eval")):
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise FairnessError(f"{what} must be binary 0/1 labels (1 = positive) for mitigation")
+    g_fit = build_groups(sensitive_fit, columns, intersections="none")
+    g_ev = build_groups(sensitive_eval, columns, intersections="none")
+    if not (len(s_fit) == len(yf) == g_fit.n):
+        raise FairnessError(
+            f"fitting rows do not line up: {len(s_fit)} scores, {len(yf)} labels, {g_fit.n} "
+            "sensitive rows"
+        )
+    if not (len(s_ev) == len(ye) == len(yp) == g_ev.n):
+        raise FairnessError(
+            f"evaluation rows do not line up: {len(s_ev)} scores, {len(ye)} labels, "
+            f"{len(yp)} predictions, {g_ev.n} sensitive rows"
+        )
+
+    results = []
+    for grouping in g_ev.groupings:
+        feat = grouping.features[0]
+        fit_labels = g_fit.grouping(grouping.key).labels.astype(str)
+        unseen = sorted(set(grouping.groups) - set(fit_labels))
+        if unseen:
+            raise FairnessError(
+                f"mitigation for {feat!r}: the evaluation rows contain group(s) {unseen} that "
+                "the fitting rows do not; ThresholdOptimizer can only threshold groups it has "
+                "seen. Fit on data that covers every group"
+            )
+        k = len(grouping.groups)
+        for constraint in constraints:
+            opt = ThresholdOptimizer(
+                estimator=_score_estimator(),
+                constraints=constraint,
+                objective="accuracy_score",
+                prefit=True,
+                predict_method="decision_function",
+            )
+            try:
+                opt.fit(s_fit[:, None], yf, sensitive_features=fit_labels)
+            except ValueError as exc:
+                raise FairnessError(
+                    f"fairlearn's ThresholdOptimizer ({constraint}, {feat!r}) could not be "
+                    f"fitted: {exc}. Each group needs both labels in the fitting rows"
+                ) from exc
+            mitigated = np.asarray(
+                opt.predict(
+                    s_ev[:, None], sensitive_features=grouping.labels.astype(str),
+                    random_state=seed,
+                ),
+                dtype=np.int64,
+            )
+            results.append(
+                _measure(
+                    constraint, grouping.key, grouping.codes, k, ye, yp, mitigated, n_boot,
+                    confidence, seed, fit_on, len(yf),
+                )
+            )
+    return results
+
+
+def _measure(
+    constraint: str,
+    key: str,
+    codes: np.ndarray,
+    k: int,
+    y: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    fit_on: str,
+    n_fit: int,
+) -> MitigationResult:
+    import numpy as np
+
+    name = CONSTRAINTS[constraint]
+    cells = [codes * 4 + y * 2 + before, codes * 4 + y * 2 + after]
+    point = [
+        np.bincount(c, minlength=4 * k).reshape(1, k, 2, 2) for c in cells
+    ]
+    d_before, d_after = (disparity_statistics(rates_from_counts(p, True), True) for p in point)
+    acc_b = float(np.mean(before == y))
+    acc_a = float(np.mean(after == y))
+    vb = float(d_before[name][0])
+    va = float(d_after[name][0])
+    red_ci = cost_ci = None
+    if n_boot:
+        cb, ca = bootstrap_cell_counts(cells, [4 * k, 4 * k], n_boot, seed)
+        cb = cb.reshape(n_boot, k, 2, 2)
+        ca = ca.reshape(n_boot, k, 2, 2)
+        db = disparity_statistics(rates_from_counts(cb, True), True)[name]
+        da = disparity_statistics(rates_from_counts(ca, True), True)[name]
+        red_ci = percentile_interval(db - da, confidence)[0]
+        n_b = cb.sum(axis=(1, 2, 3))
+        acc_bb = (cb[..., 0, 0] + cb[..., 1, 1]).sum(-1) / n_b
+        acc_ab = (ca[..., 0, 0] + ca[..., 1, 1]).sum(-1) / n_b
+        cost_ci = percentile_interval(acc_bb - acc_ab, confidence)[0]
+
+    def fin(v: float) -> float | None:
+        return v if np.isfinite(v) else None
+
+    return MitigationResult(
+        constraint=constraint,
+        grouping=key,
+        disparity=name,
+        before=fin(vb),
+        after=fin(va),
+        reduction=fin(vb - va),
+        reduction_ci=red_ci,
+        accuracy_before=acc_b,
+        accuracy_after=acc_a,
+        accuracy_cost=acc_b - acc_a,
+        accuracy_cost_ci=cost_ci,
+        disparities_after={m: fin(float(v[0])) for m, v in d_after.items()},
+        fit_on=fit_on,
+        n_fit=n_fit,
+        n_eval=len(y),
+    )
