@@ -161,9 +161,10 @@ def _scalar(m: Metric | None) -> float | None:
 
 
 def _interval(m: Metric) -> tuple[float, float] | None:
-    if m.ci is None or any(b is None for b in m.ci):
+    lo_raw, hi_raw = m.ci if m.ci is not None else (None, None)
+    if lo_raw is None or hi_raw is None:
         return None
-    lo, hi = float(m.ci[0]), float(m.ci[1])
+    lo, hi = float(lo_raw), float(hi_raw)
     return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
 
 

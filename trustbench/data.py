@@ -100,7 +100,8 @@ def age_group(age: Any) -> Any:
     """Bins used for the arrests data's age attribute."""
     import pandas as pd
 
-    return pd.cut(age, bins=[-1, 24, 44, 200], labels=["<25", "25-44", "45+"]).astype(str)
+    # an ordered categorical, so reports list the groups in age order
+    return pd.cut(age, bins=[-1, 24, 44, 200], labels=["<25", "25-44", "45+"], ordered=True)
 
 
 def load_arrests(seed: int = 0) -> TensorData:

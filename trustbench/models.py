@@ -85,6 +85,9 @@ def resnet18_cifar(num_classes: int = 10) -> nn.Module:
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel (image) or per feature (tabular)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: list[float], std: list[float], channel_dim_shape: int) -> None:
         super().__init__()
         shape = [1, len(mean)] + [1] * channel_dim_shape

@@ -108,8 +108,9 @@ def discover(kind: str) -> None:
         except Exception as exc:  # a broken third-party plugin must not take the run down
             _load_errors.append(f"{entry_point_group(kind)}:{ep.name} -> {ep.value}: {exc!r}")
             continue
-        if inspect.isclass(loaded) and getattr(loaded, "name", None):
-            register(kind, loaded.name, loaded)
+        name = getattr(loaded, "name", None) if inspect.isclass(loaded) else None
+        if isinstance(name, str) and name:
+            register(kind, name, loaded)
 
 
 _load_errors: list[str] = []

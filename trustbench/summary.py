@@ -12,8 +12,9 @@ def format_value(m: Metric) -> str:
         if m.value is None:
             return "n/a"
         text = _num(m.value)
-        if m.ci is not None and None not in m.ci:
-            text += f" [{_num(m.ci[0])}, {_num(m.ci[1])}]"
+        lo, hi = m.ci if m.ci is not None else (None, None)
+        if lo is not None and hi is not None:
+            text += f" [{_num(lo)}, {_num(hi)}]"
         return text
     if shape == "series":
         return f"series of {len(m.value.get('x', []))} points"

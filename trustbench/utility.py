@@ -129,7 +129,7 @@ def offline_throughput(model: torch.nn.Module, x: torch.Tensor, device: torch.de
                 _sync(device)
             except torch.OutOfMemoryError:
                 break
-            rates = []
+            rates: list[float] = []
             deadline = time.perf_counter() + seconds
             while time.perf_counter() < deadline or len(rates) < 3:
                 t0 = time.perf_counter()

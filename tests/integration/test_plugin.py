@@ -225,6 +225,13 @@ def wrong_width():
 
 def wrong_shape():
     return nn.Linear(10, 10)
+
+class NaNNet(nn.Module):
+    def forward(self, x):
+        return torch.full((x.shape[0], 10), float("nan"))
+
+def nan_model():
+    return NaNNet()
 """
 
 
@@ -253,6 +260,7 @@ def test_open_division_user_model(pytester):
         ("usermodel:wrong_width", "*has 3 outputs but dataset digits has 10 classes*"),
         ("usermodel:wrong_shape", "*fails on the dataset's inputs of shape (64, 1, 8, 8)*"),
         ("nosuchmodule:build", "*cannot import module 'nosuchmodule'*"),
+    ("usermodel:nan_model", "*returns NaN or Inf on clean inputs*"),
     ],
 )
 def test_open_division_bad_models_stop_with_a_message(pytester, factory, message):
