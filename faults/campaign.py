@@ -1,0 +1,484 @@
+"""Fault-injection campaigns: the fault plan, the run (resumable), and the statistics.
+
+A campaign draws its faults from a seed (so the same seed gives the same faults on any machine),
+runs the golden pass, injects the faults in chunks, and summarises the outcomes: masked, SDC
+(top-1 changed), critical SDC (a correct prediction became wrong) and DUE (non-finite output or
+an exception), as rates with Wilson intervals, per layer and per bit position.
+
+The number of faults is fixed, or comes from Leveugle et al. (2009), "Statistical fault
+injection: quantified error and confidence" (DATE), for an error margin and a confidence over
+the population of all stored bits of the sites.
+
+Checkpointing: every ``checkpoint_every`` faults the ``on_checkpoint`` callback receives a
+:class:`CampaignState`; the caller persists ``state.to_dict()`` (JSON-plain) where it likes, and
+passes ``CampaignState.from_dict(...)`` back as ``state=`` to resume. This package writes no files.
+
+>>> import torch
+>>> from torch import nn
+>>> from faults.campaign import CampaignConfig, run_campaign
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<...>
+>>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+>>> x = torch.randn(32, 4); y = net(x).argmax(1)
+>>> res = run_campaign(net, x, y, CampaignConfig(n_faults=50, seed=1))
+>>> res.n_faults, res.path
+(50, 'fx')
+>>> 0.0 <= res.sdc.value <= 1.0
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from faults.base import FaultModel, resolve
+from faults.engine import (
+    CRITICAL_SDC,
+    DUE,
+    MASKED,
+    SDC,
+    ActivationFaultEngine,
+    WeightFaultEngine,
+    strict_fp32,
+)
+from faults.errors import FaultError, IntegrityError
+from faults.sites import activation_sites, weight_sites
+
+TARGETS = ("weights", "activations")
+DISTRIBUTIONS = ("bit-uniform", "layer-uniform")
+
+
+@dataclass
+class CampaignConfig:
+    """What a campaign injects, where, how many, and how it runs.
+
+    Attributes
+    ----------
+    target
+        ``weights`` or ``activations``.
+    fault_model, fault_params
+        Registered fault-model name (``bitflip``, ``multibit``, ``burst``, ``stuck_at_0``,
+        ``stuck_at_1``, ``random_value``) and its parameters; or a :class:`FaultModel`.
+    n_faults
+        Fixed number of faults; None: Leveugle's sample size for ``margin``/``confidence``.
+    layer_types, pattern
+        Site filters (see :func:`faults.sites.weight_sites` / ``activation_sites``); the default
+        pattern is ``weight`` for weights and ``""`` (any module name) for activations.
+    distribution
+        ``bit-uniform`` (each stored bit equally likely: the physical model) or
+        ``layer-uniform`` (each site equally likely, then uniform within it).
+    seed
+        Seed of the fault plan.
+    batch_size
+        Inputs per forward pass (weights) or faults per forward pass (activations).
+    chunk_size
+        Faults between two reads of the outcomes on the host (progress, checkpoints).
+    strict_fp32
+        TF32 off during the campaign (default; see :func:`faults.engine.strict_fp32`).
+    suffix
+        Weight faults re-run only the layers after the fault (False: full forward per fault).
+    progress
+        Show a tqdm progress bar.
+    checkpoint_every
+        Call ``on_checkpoint`` after about this many faults (rounded to chunks).
+    """
+
+    target: str = "weights"
+    fault_model: str | FaultModel = "bitflip"
+    fault_params: dict[str, Any] = field(default_factory=dict)
+    n_faults: int | None = None
+    margin: float = 0.05
+    confidence: float = 0.95
+    layer_types: tuple[str, ...] | None = None
+    pattern: str | None = None
+    distribution: str = "bit-uniform"
+    seed: int = 0
+    batch_size: int = 1024
+    chunk_size: int = 256
+    strict_fp32: bool = True
+    suffix: bool = True
+    progress: bool = False
+    checkpoint_every: int | None = None
+
+    def check(self) -> None:
+        """Raise :class:`FaultError` on values that are not accepted."""
+        if self.target not in TARGETS:
+            raise FaultError(f"unknown campaign target {self.target!r}; accepted: {TARGETS}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise FaultError(f"unknown fault distribution {self.distribution!r}; accepted: "
+                             f"{DISTRIBUTIONS}")
+        if self.n_faults is not None and (isinstance(self.n_faults, bool)
+                                          or not isinstance(self.n_faults, int)
+                                          or self.n_faults < 1):
+            raise FaultError(
+                f"n_faults must be a positive integer (got {self.n_faults!r}): a campaign of "
+                "size 0 estimates nothing. Use None for Leveugle's statistical sample size."
+            )
+        for name in ("batch_size", "chunk_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise FaultError(f"{name} must be a positive integer, got {v!r}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise FaultError("checkpoint_every must be a positive integer or None")
+
+
+@dataclass
+class FaultPlan:
+    """The faults of a campaign (host arrays, one entry per fault)."""
+
+    site: np.ndarray
+    element: np.ndarray
+    payload: np.ndarray
+    bit: np.ndarray
+    sample: np.ndarray | None = None  # activation faults: which input the fault rides on
+
+    def __len__(self) -> int:
+        return len(self.site)
+
+    def slice(self, lo: int, hi: int) -> FaultPlan:
+        """Faults ``lo:hi``."""
+        return FaultPlan(self.site[lo:hi], self.element[lo:hi], self.payload[lo:hi],
+                         self.bit[lo:hi], None if self.sample is None else self.sample[lo:hi])
+
+
+@dataclass
+class CampaignState:
+    """Progress of a campaign, enough to resume it (JSON-plain through to_dict/from_dict)."""
+
+    fingerprint: str
+    n_total: int
+    n_done: int = 0
+    outcomes: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-plain dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CampaignState:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            st = cls(**{**d, "outcomes": list(d.get("outcomes", [])),
+                        "changed": list(d.get("changed", []))})
+        except TypeError as exc:
+            raise FaultError(f"not a campaign state: {exc}") from None
+        if len(st.outcomes) != st.n_done or len(st.changed) != st.n_done:
+            raise FaultError("corrupt campaign state: outcome lists do not match n_done")
+        return st
+
+
+@dataclass
+class Rate:
+    """A proportion ``k / n`` with its Wilson interval."""
+
+    k: int
+    n: int
+    value: float
+    ci: tuple[float, float]
+
+    @classmethod
+    def of(cls, k: int, n: int, confidence: float = 0.95) -> Rate:
+        """Rate with Wilson interval (``n == 0``: value nan, interval (0, 1))."""
+        from trustbench.stats import wilson_interval
+
+        return cls(int(k), int(n), (k / n) if n else float("nan"),
+                   tuple(wilson_interval(int(k), int(n), confidence)))
+
+
+@dataclass
+class LayerVulnerability:
+    """Outcome rates of the faults that hit one site."""
+
+    layer: str
+    layer_type: str
+    bits_share: float
+    sdc: Rate
+    critical_sdc: Rate
+    due: Rate
+
+
+@dataclass
+class CampaignResult:
+    """Outcome of a campaign.
+
+    ``sdc`` counts every fault that changed a top-1 decision (critical ones included);
+    ``critical_sdc`` those that made a correct prediction wrong; ``due`` non-finite outputs and
+    exceptions. Per-bit statistics are a matrix: rows are sites, columns bit positions.
+    """
+
+    target: str
+    fault_model: dict[str, Any]
+    distribution: str
+    dtype: str
+    n_faults: int
+    n_inputs: int
+    counts: dict[str, int]
+    sdc: Rate
+    critical_sdc: Rate
+    due: Rate
+    masked: Rate
+    mean_inputs_changed: float
+    per_layer: list[LayerVulnerability]
+    per_bit_rows: list[str]
+    per_bit_cols: list[int]
+    per_bit_sdc: list[list[float | None]]
+    per_bit_n: list[list[int]]
+    path: str
+    path_reason: str
+    strict_fp32: bool
+    elapsed_s: float
+    faults_per_second: float
+    complete: bool
+    state: CampaignState
+    plan: FaultPlan = field(repr=False)
+    outcomes: np.ndarray = field(repr=False)
+    confidence: float = 0.95
+
+    def per_bit_series(self) -> dict[str, list]:
+        """SDC rate per bit position over all sites (x: bit, y: rate, ci: Wilson)."""
+        xs, ys, cis = [], [], []
+        for b in self.per_bit_cols:
+            sel = self.plan.bit[: len(self.outcomes)] == b
+            n = int(sel.sum())
+            if n == 0:
+                continue
+            r = Rate.of(int(np.isin(self.outcomes[sel], (SDC, CRITICAL_SDC)).sum()), n,
+                        self.confidence)
+            xs.append(int(b))
+            ys.append(r.value)
+            cis.append(list(r.ci))
+        return {"x": xs, "y": ys, "ci": cis}
+
+
+def _fingerprint(cfg: CampaignConfig, fm: FaultModel, site_desc: list, n_inputs: int,
+                 n_total: int, golden: torch.Tensor) -> str:
+    payload = {
+        "target": cfg.target, "fault": fm.describe(), "distribution": cfg.distribution,
+        "seed": cfg.seed, "sites": site_desc, "n_inputs": n_inputs, "n_total": n_total,
+        "golden": hashlib.sha256(golden.cpu().numpy().astype(np.int64).tobytes()).hexdigest(),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_faults(fm: FaultModel, site_numel: list[int], site_layouts: list, n: int,
+                distribution: str, seed: int, n_inputs: int | None = None) -> FaultPlan:
+    """Draw ``n`` faults over sites of ``site_numel`` words (deterministic in ``seed``)."""
+    rng = np.random.default_rng(seed)
+    numel = np.asarray(site_numel, dtype=np.float64)
+    if distribution == "bit-uniform":
+        weights = numel * np.asarray([lay.nbits for lay in site_layouts], dtype=np.float64)
+    else:
+        weights = np.ones(len(numel))
+    weights /= weights.sum()
+    site = rng.choice(len(numel), size=n, p=weights).astype(np.int32)
+    element = np.floor(rng.random(n) * numel[site]).astype(np.int64)
+    element = np.minimum(element, numel[site].astype(np.int64) - 1)
+    payload = np.zeros(n, dtype=np.uint64)
+    bit = np.full(n, -1, dtype=np.int16)
+    for s, lay in enumerate(site_layouts):
+        sel = np.flatnonzero(site == s)
+        fm.check_layout(lay)
+        if len(sel):
+            p, b = fm.sample(len(sel), lay, rng)
+            payload[sel], bit[sel] = p, b
+    sample = None if n_inputs is None else rng.integers(0, n_inputs, size=n).astype(np.int64)
+    return FaultPlan(site, element, payload, bit, sample)
+
+
+def population_bits(site_numel: list[int], site_layouts: list) -> int:
+    """Number of stored bits over the sites (the fault population of single-bit faults)."""
+    return int(sum(n * lay.nbits for n, lay in zip(site_numel, site_layouts)))
+
+
+def run_campaign(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: CampaignConfig | None = None,
+    *,
+    state: CampaignState | None = None,
+    on_checkpoint: Callable[[CampaignState], None] | None = None,
+    stop_after: int | None = None,
+    **overrides: Any,
+) -> CampaignResult:
+    """Run a weight or activation fault campaign on ``model`` over inputs ``x``, labels ``y``.
+
+    Parameters
+    ----------
+    model
+        ``nn.Module`` in eval mode, inputs in, logits out; faults go to its own device.
+    x, y
+        Evaluation inputs and int labels. Weight faults evaluate every fault on all of them;
+        activation faults ride on one input each, cycling through them.
+    config
+        :class:`CampaignConfig` (fields may also be given as keyword ``overrides``).
+    state
+        A :class:`CampaignState` from an earlier, interrupted run of the same campaign.
+    on_checkpoint
+        Receives the state every ``config.checkpoint_every`` faults.
+    stop_after
+        Stop after this many faults in total (the result is then ``complete=False``).
+
+    Raises
+    ------
+    FaultError
+        Bad configuration, no matching sites, a state from another campaign.
+    IntegrityError
+        If a weight was not bit-identical after the campaign (never expected).
+    """
+    from tqdm.auto import tqdm
+
+    from trustbench.stats import leveugle_sample_size
+
+    cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
+    cfg.check()
+    fm = resolve(cfg.fault_model, **cfg.fault_params)
+    if model.training:
+        raise FaultError("the model is in training mode; call model.eval() before a campaign "
+                         "(batch statistics would mix the faults of different samples).")
+    if len(x) != len(y):
+        raise FaultError(f"x has {len(x)} inputs but y has {len(y)} labels")
+
+    with strict_fp32(cfg.strict_fp32):
+        if cfg.target == "weights":
+            wsites = weight_sites(model, cfg.layer_types, "weight" if cfg.pattern is None
+                                  else cfg.pattern)
+            engine: Any = WeightFaultEngine(model, wsites, x, y, batch_size=cfg.batch_size,
+                                            suffix=cfg.suffix)
+            names = [s.name for s in wsites]
+            types = [s.layer_type for s in wsites]
+            numel = [s.numel for s in wsites]
+            layouts = [s.layout for s in wsites]
+            path, reason = engine.chain.path, engine.chain.reason
+            n_inputs = engine.n_inputs
+        else:
+            asites = activation_sites(model, cfg.layer_types, cfg.pattern or "")
+            engine = ActivationFaultEngine(model, asites, x, y, batch_size=cfg.batch_size)
+            names = [s.name for s in asites]
+            types = [s.layer_type for s in asites]
+            numel = [s.per_sample_numel for s in asites]
+            layouts = [s.layout for s in asites]
+            path, reason = "hooks", "one fault per sample, full forward per batch"
+            n_inputs = len(engine.golden)
+        population = population_bits(numel, layouts) * (
+            1 if cfg.target == "weights" else n_inputs)
+        n_total = cfg.n_faults if cfg.n_faults is not None else leveugle_sample_size(
+            population, cfg.margin, cfg.confidence)
+        plan = plan_faults(fm, numel, layouts, n_total, cfg.distribution, cfg.seed,
+                           n_inputs if cfg.target == "activations" else None)
+        site_desc = [[n, list(getattr(s, "shape", ()) or ()), lay.name]
+                     for n, s, lay in zip(names, numel, layouts)]
+        fp = _fingerprint(cfg, fm, site_desc, n_inputs, n_total, engine.golden)
+        if state is None:
+            state = CampaignState(fp, n_total)
+        elif state.fingerprint == fp and state.n_total == n_total:
+            state = CampaignState.from_dict(state.to_dict())  # never mutate the caller's
+        else:
+            raise FaultError(
+                "the campaign state belongs to another campaign (different model, inputs, sites, "
+                "fault model, seed or size); start without state= or pass the matching one."
+            )
+        before = (engine.words(plan.site, plan.element) if cfg.target == "weights" else None)
+        end = n_total if stop_after is None else min(n_total, max(stop_after, state.n_done))
+        chunk = cfg.chunk_size if cfg.checkpoint_every is None else min(cfg.chunk_size,
+                                                                         cfg.checkpoint_every)
+        since_ckpt = 0
+        t0 = time.perf_counter()
+        elapsed_before = state.elapsed_s
+        bar = tqdm(total=n_total, initial=state.n_done, disable=not cfg.progress,
+                   desc=f"{cfg.target} faults", unit="fault")
+        try:
+            while state.n_done < end:
+                lo, hi = state.n_done, min(end, state.n_done + chunk)
+                part = plan.slice(lo, hi)
+                if cfg.target == "weights":
+                    codes, changed = engine.run(fm, part.site, part.element, part.payload)
+                else:
+                    codes, changed = engine.run(fm, part.sample, part.site, part.element,
+                                                part.payload)
+                state.outcomes.extend(int(c) for c in codes)
+                state.changed.extend(int(c) for c in changed)
+                state.n_done = hi
+                state.elapsed_s = elapsed_before + time.perf_counter() - t0
+                bar.update(hi - lo)
+                since_ckpt += hi - lo
+                if on_checkpoint is not None and cfg.checkpoint_every and (
+                    since_ckpt >= cfg.checkpoint_every or state.n_done == n_total
+                ):
+                    since_ckpt = 0
+                    on_checkpoint(state)
+        finally:
+            bar.close()
+            if before is not None:
+                after = engine.words(plan.site, plan.element)
+                if not all(torch.equal(a, b) for a, b in zip(before, after)):
+                    raise IntegrityError("weights differ from before the campaign: a fault was "
+                                         "not undone. Please report this bug.")
+        elapsed = time.perf_counter() - t0
+    return summarise(cfg, fm, plan, state, names, types, numel, layouts, n_inputs, path, reason,
+                     elapsed)
+
+
+def summarise(cfg: CampaignConfig, fm: FaultModel, plan: FaultPlan, state: CampaignState,
+              names: list[str], types: list[str], numel: list[int], layouts: list,
+              n_inputs: int, path: str, reason: str, elapsed: float) -> CampaignResult:
+    """Turn outcome codes into rates, per-layer and per-bit statistics."""
+    conf = cfg.confidence
+    out = np.asarray(state.outcomes, dtype=np.int8)
+    n = len(out)
+    site = plan.site[:n]
+    bit = plan.bit[:n]
+    is_sdc = (out == SDC) | (out == CRITICAL_SDC)
+    counts = {"masked": int((out == MASKED).sum()), "sdc": int((out == SDC).sum()),
+              "critical_sdc": int((out == CRITICAL_SDC).sum()), "due": int((out == DUE).sum())}
+    total_bits = population_bits(numel, layouts)
+    per_layer = []
+    for s, name in enumerate(names):
+        sel = site == s
+        k = int(sel.sum())
+        per_layer.append(LayerVulnerability(
+            name, types[s], numel[s] * layouts[s].nbits / total_bits,
+            Rate.of(int(is_sdc[sel].sum()), k, conf),
+            Rate.of(int((out[sel] == CRITICAL_SDC).sum()), k, conf),
+            Rate.of(int((out[sel] == DUE).sum()), k, conf)))
+    nbits = max(lay.nbits for lay in layouts)
+    cols = list(range(nbits))
+    sdc_m: list[list[float | None]] = []
+    n_m: list[list[int]] = []
+    for s in range(len(names)):
+        row_v: list[float | None] = []
+        row_n: list[int] = []
+        for b in cols:
+            sel = (site == s) & (bit == b)
+            k = int(sel.sum())
+            row_n.append(k)
+            row_v.append(float(is_sdc[sel].mean()) if k else None)
+        sdc_m.append(row_v)
+        n_m.append(row_n)
+    changed = np.asarray(state.changed, dtype=np.float64)
+    dtypes = sorted({lay.name for lay in layouts})
+    return CampaignResult(
+        target=cfg.target, fault_model=fm.describe(), distribution=cfg.distribution,
+        dtype="/".join(dtypes), n_faults=n, n_inputs=n_inputs, counts=counts,
+        sdc=Rate.of(int(is_sdc.sum()), n, conf),
+        critical_sdc=Rate.of(counts["critical_sdc"], n, conf),
+        due=Rate.of(counts["due"], n, conf), masked=Rate.of(counts["masked"], n, conf),
+        mean_inputs_changed=float(changed.mean() / n_inputs) if n else float("nan"),
+        per_layer=per_layer, per_bit_rows=list(names), per_bit_cols=cols, per_bit_sdc=sdc_m,
+        per_bit_n=n_m, path=path, path_reason=reason, strict_fp32=cfg.strict_fp32,
+        elapsed_s=state.elapsed_s, faults_per_second=(n / state.elapsed_s
+                                                      if state.elapsed_s > 0 else float("nan")),
+        complete=n == state.n_total, state=state, plan=plan, outcomes=out, confidence=conf)

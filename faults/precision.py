@@ -1,0 +1,142 @@
+"""Copies of a model in other precisions, and fault campaigns compared across them.
+
+``fp32``, ``fp16`` and ``bf16`` copies cast parameters, buffers and inputs (outputs come back as
+fp32 logits); the ``int8`` copy stores every Conv/Linear weight as real int8 (symmetric,
+per-output-channel scale) in a ``weight_q`` buffer and dequantises it in the forward pass, so a
+bit flip hits the int8 word itself (two's complement), not an emulation of it.
+
+>>> import torch
+>>> from torch import nn
+>>> from faults.precision import to_precision
+>>> q = to_precision(nn.Sequential(nn.Linear(4, 2)), "int8")
+>>> q.net[0].weight_q.dtype
+torch.int8
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faults.errors import FaultError
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _quantise(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    dims = tuple(range(1, w.dim()))
+    scale = (w.detach().abs().amax(dim=dims, keepdim=True) / 127.0).clamp_min(1e-12)
+    q = torch.round(w.detach() / scale).clamp(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.float()
+
+
+class QuantLinear(nn.Module):
+    """Linear layer with int8 weights (``weight_q``) and a per-output-row fp32 ``scale``."""
+
+    def __init__(self, lin: nn.Linear) -> None:
+        super().__init__()
+        q, s = _quantise(lin.weight)
+        self.register_buffer("weight_q", q)
+        self.register_buffer("scale", s)
+        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight_q.float() * self.scale, self.bias)
+
+
+class QuantConv2d(nn.Module):
+    """Conv2d with int8 weights (``weight_q``) and a per-output-channel fp32 ``scale``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        q, s = _quantise(conv.weight)
+        self.register_buffer("weight_q", q)
+        self.register_buffer("scale", s)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+        self.stride, self.padding = conv.stride, conv.padding
+        self.dilation, self.groups = conv.dilation, conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight_q.float() * self.scale, self.bias, self.stride,
+                        self.padding, self.dilation, self.groups)
+
+
+class CastModel(nn.Module):
+    """Runs ``net`` in ``dtype``: inputs cast in, fp32 logits out."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net = net
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(self.dtype)).float()
+
+
+def _swap_int8(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if type(child) is nn.Linear:
+            setattr(module, name, QuantLinear(child))
+        elif type(child) is nn.Conv2d and child.padding_mode == "zeros" and not isinstance(
+            child.padding, str
+        ):
+            setattr(module, name, QuantConv2d(child))
+        else:
+            _swap_int8(child)
+
+
+def to_precision(model: nn.Module, precision: str) -> nn.Module:
+    """A deep copy of ``model`` in ``precision`` (``fp32``, ``fp16``, ``bf16``, ``int8``).
+
+    Raises
+    ------
+    FaultError
+        Unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise FaultError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    net = copy.deepcopy(model).eval()
+    if precision == "int8":
+        _swap_int8(net)
+        return CastModel(net, torch.float32).eval()
+    return CastModel(net.to(_DTYPES[precision]), _DTYPES[precision]).eval()
+
+
+@dataclass
+class PrecisionResult:
+    """One precision's campaign result and clean accuracy."""
+
+    precision: str
+    clean_accuracy: float
+    result: Any
+
+
+def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                       precisions: tuple[str, ...] = PRECISIONS, config: Any = None,
+                       **overrides: Any) -> list[PrecisionResult]:
+    """Run the same campaign configuration on a copy of ``model`` per precision.
+
+    Faults are drawn per copy with the same seed (the fault population differs: 16-bit words
+    have half the bits, int8 copies have int8 weights), bit-uniform over the stored bits.
+    """
+    from faults.campaign import CampaignConfig, run_campaign
+
+    cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
+    if cfg.pattern is None:
+        cfg = dataclasses.replace(cfg, pattern=r"^weight(_q)?$")
+    out = []
+    for p in precisions:
+        m = to_precision(model, p)
+        device = next(iter(model.parameters())).device
+        m.to(device)
+        with torch.no_grad():
+            acc = float((m(x.to(device)).argmax(1) == y.to(device)).float().mean())
+        out.append(PrecisionResult(p, acc, run_campaign(m, x, y, cfg)))
+    return out

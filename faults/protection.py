@@ -1,0 +1,264 @@
+"""Protections against faults (plugin kind ``protection``) and how much they help.
+
+A :class:`Protection` is fitted on clean data, then applied to a model as a context manager
+(usually through forward hooks), so the same fault campaign can run with and without it.
+:func:`evaluate_protection` runs both on the same faults and reports the SDC reduction with an
+interval, the clean-accuracy cost and the latency cost.
+
+Built in: :class:`RangeRestriction` ("Ranger"; Chen et al. 2021, "A Low-cost Fault Corrector for
+Deep Neural Networks through Range Restriction", DSN'21): per-layer activation bounds are
+profiled on clean data and outputs are clamped to them, so a flipped exponent bit cannot push an
+activation to 1e38.
+
+>>> import torch
+>>> from torch import nn
+>>> from faults.protection import RangeRestriction
+>>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+>>> ranger = RangeRestriction().fit(net, torch.randn(64, 4))
+>>> with ranger.applied(net):
+...     out = net(torch.full((1, 4), 1e30))
+>>> bool(torch.isfinite(out).all())
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from faults.errors import FaultError
+from faults.sites import activation_sites
+from trustbench.registry import Plugin
+
+
+class Protection(Plugin, kind="protection"):
+    """Base of protections: ``fit(model, x)`` on clean data, then ``with p.applied(model):``."""
+
+    Params: ClassVar[type] = dict
+
+    def fit(self, model: nn.Module, x: torch.Tensor) -> Protection:
+        """Profile the clean model (returns self)."""
+        return self
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[nn.Module]:
+        """Context in which ``model`` runs protected."""
+        raise NotImplementedError
+        yield model  # pragma: no cover
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters, JSON-plain."""
+        params = getattr(self, "params", None)
+        return {"name": self.name, **(dataclasses.asdict(params) if params else {})}
+
+
+#: Activation-function and pooling modules whose outputs Ranger bounds by default.
+RANGER_LAYER_TYPES: tuple[str, ...] = (
+    "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", "Hardtanh",
+    "MaxPool1d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+)
+
+
+@dataclass
+class RangeRestrictionParams:
+    """Parameters of :class:`RangeRestriction`.
+
+    Attributes
+    ----------
+    layer_types
+        Modules whose outputs are bounded; None: activation functions and pooling
+        (:data:`RANGER_LAYER_TYPES`), or convolutions/linear layers if the model has none.
+    margin
+        Relative slack added to the profiled range (0.0: the exact clean min/max).
+    batch_size
+        Inputs per profiling forward pass.
+    """
+
+    layer_types: tuple[str, ...] | None = None
+    margin: float = 0.0
+    batch_size: int = 1024
+
+
+class RangeRestriction(Protection):
+    """Clamp each bounded layer's output to the range seen on clean data (Ranger)."""
+
+    name = "ranger"
+    Params = RangeRestrictionParams
+
+    def __init__(self, params: RangeRestrictionParams | None = None, **kwargs: Any) -> None:
+        try:
+            self.params = params or RangeRestrictionParams(**kwargs)
+        except TypeError:
+            raise FaultError(f"ranger parameters are: "
+                             f"{[f.name for f in dataclasses.fields(RangeRestrictionParams)]}"
+                             ) from None
+        self.bounds: dict[str, tuple[float, float]] = {}
+        self._modules: dict[str, nn.Module] = {}
+
+    def fit(self, model: nn.Module, x: torch.Tensor) -> RangeRestriction:
+        """Record per-layer min/max of the bounded outputs over ``x``."""
+        types = self.params.layer_types
+        if types is None:
+            present = {type(m).__name__ for m in model.modules()}
+            types = tuple(t for t in RANGER_LAYER_TYPES if t in present) or None
+        sites = activation_sites(model, types)
+        lo: dict[str, float] = {s.name: math.inf for s in sites}
+        hi: dict[str, float] = {s.name: -math.inf for s in sites}
+        mins: dict[str, list[torch.Tensor]] = {s.name: [] for s in sites}
+        maxs: dict[str, list[torch.Tensor]] = {s.name: [] for s in sites}
+
+        def make(name: str):
+            def hook(_m, _i, out):
+                if isinstance(out, torch.Tensor):
+                    mins[name].append(out.detach().amin())
+                    maxs[name].append(out.detach().amax())
+            return hook
+
+        handles = [s.module.register_forward_hook(make(s.name)) for s in sites]
+        device = next(iter([*model.parameters(), *model.buffers()]), x).device
+        try:
+            with torch.no_grad():
+                for xb in x.split(self.params.batch_size):
+                    model(xb.to(device))
+        finally:
+            for h in handles:
+                h.remove()
+        for s in sites:
+            if mins[s.name]:
+                lo[s.name] = float(torch.stack(mins[s.name]).amin())
+                hi[s.name] = float(torch.stack(maxs[s.name]).amax())
+        slack = {k: self.params.margin * (hi[k] - lo[k]) for k in lo}
+        self.bounds = {k: (lo[k] - slack[k], hi[k] + slack[k]) for k in lo
+                       if math.isfinite(lo[k])}
+        self._modules = {s.name: s.module for s in sites if s.name in self.bounds}
+        return self
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[nn.Module]:
+        if not self.bounds:
+            raise FaultError("RangeRestriction must be fitted on clean data first (fit).")
+        named = dict(model.named_modules())
+        handles = []
+
+        def make(lo: float, hi: float):
+            def hook(_m, _i, out):
+                return out.clamp(lo, hi) if isinstance(out, torch.Tensor) else None
+            return hook
+
+        try:
+            for name, (lo, hi) in self.bounds.items():
+                if name not in named:
+                    raise FaultError(f"RangeRestriction was fitted on another model: no layer "
+                                     f"{name!r} here.")
+                handles.append(named[name].register_forward_hook(make(lo, hi)))
+            yield model
+        finally:
+            for h in handles:
+                h.remove()
+
+
+@dataclass
+class ProtectionResult:
+    """Effect of a protection on the same faults.
+
+    ``sdc_reduction`` is ``baseline.sdc - protected.sdc`` (positive: fewer SDCs), with a Newcombe
+    hybrid-score interval from the two Wilson intervals (conservative for these paired runs).
+    """
+
+    protection: dict[str, Any]
+    baseline: Any
+    protected: Any
+    sdc_reduction: float
+    sdc_reduction_ci: tuple[float, float]
+    critical_sdc_reduction: float
+    clean_accuracy: float
+    clean_accuracy_protected: float
+    latency_s: float
+    latency_protected_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy_cost(self) -> float:
+        """Clean accuracy lost by protecting (positive: protected is worse)."""
+        return self.clean_accuracy - self.clean_accuracy_protected
+
+    @property
+    def latency_overhead(self) -> float:
+        """Relative latency increase of the protected forward pass."""
+        return self.latency_protected_s / self.latency_s - 1.0
+
+
+def newcombe_difference(p1: float, ci1: tuple[float, float], p2: float,
+                        ci2: tuple[float, float]) -> tuple[float, float]:
+    """Newcombe (1998) hybrid-score interval for ``p1 - p2`` from the two Wilson intervals."""
+    d = p1 - p2
+    lo = d - math.sqrt((p1 - ci1[0]) ** 2 + (ci2[1] - p2) ** 2)
+    hi = d + math.sqrt((ci1[1] - p1) ** 2 + (p2 - ci2[0]) ** 2)
+    return max(-1.0, lo), min(1.0, hi)
+
+
+def _latency(model: nn.Module, x: torch.Tensor, reps: int = 5) -> float:
+    times = []
+    with torch.no_grad():
+        model(x)
+        for _ in range(reps):
+            if x.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(x)
+            if x.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        protection: Protection, config: Any = None, *,
+                        x_fit: torch.Tensor | None = None, baseline: Any = None,
+                        **overrides: Any) -> ProtectionResult:
+    """Run the same campaign without and with ``protection``; compare.
+
+    Parameters
+    ----------
+    model, x, y
+        As for :func:`faults.campaign.run_campaign`.
+    protection
+        A protection; fitted here on ``x_fit`` (default ``x``) unless already fitted.
+    config, overrides
+        Campaign configuration (the same faults are drawn for both runs).
+    baseline
+        An already computed unprotected result of the same configuration (saves a run).
+    """
+    from faults.campaign import run_campaign
+
+    if not getattr(protection, "bounds", True):
+        protection.fit(model, x if x_fit is None else x_fit)
+    if baseline is None:
+        baseline = run_campaign(model, x, y, config, **overrides)
+    with protection.applied(model):
+        protected = run_campaign(model, x, y, config, **overrides)
+    device = next(iter([*model.parameters(), *model.buffers()]), x).device
+    xd, yd = x.to(device), y.to(device)
+    with torch.no_grad():
+        acc = float((model(xd).argmax(1) == yd).float().mean())
+        lat = _latency(model, xd)
+        with protection.applied(model):
+            acc_p = float((model(xd).argmax(1) == yd).float().mean())
+            lat_p = _latency(model, xd)
+    b, p = baseline.sdc, protected.sdc
+    return ProtectionResult(
+        protection=protection.describe(), baseline=baseline, protected=protected,
+        sdc_reduction=b.value - p.value,
+        sdc_reduction_ci=newcombe_difference(b.value, b.ci, p.value, p.ci),
+        critical_sdc_reduction=baseline.critical_sdc.value - protected.critical_sdc.value,
+        clean_accuracy=acc, clean_accuracy_protected=acc_p, latency_s=lat,
+        latency_protected_s=lat_p)

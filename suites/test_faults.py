@@ -1,0 +1,174 @@
+"""Faults pillar: does the model survive bit flips in its weights and activations?
+
+Single-bit flips drawn uniformly over every stored bit of every Conv/Linear weight (the physical
+fault model), injected in place on the task's device and undone bit for bit; SDC (top-1 changed),
+critical SDC (a correct prediction became wrong) and DUE (non-finite output) rates with Wilson
+intervals; activation bit flips (one per sample); vulnerability per layer and per bit position;
+what Ranger-style range restriction buys and costs; the same campaign on fp32/fp16/bf16/int8
+copies. Campaign sizes follow the profile (smoke: 200 faults; standard: Leveugle et al. 2009,
+5 % margin at 95 % confidence; full: 1 % at 99 %).
+
+The headline scores are the weight SDC and critical-SDC rates (lower is better).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from faults import profiles
+from faults.campaign import CampaignConfig, run_campaign
+from faults.errors import FaultError
+from faults.precision import compare_precisions
+from faults.protection import RangeRestriction, evaluate_protection
+
+INTERVAL = "Wilson score interval over faults"
+
+
+@pytest.fixture(scope="module")
+def faults_budget(bench_config):
+    return profiles.budget(bench_config.profile, bench_config.pillar_options("faults"))
+
+
+@pytest.fixture(scope="module")
+def eval_set(task, faults_budget):
+    n = min(faults_budget.n_inputs, len(task.x_test))
+    return task.x_test[:n], task.y_test[:n]
+
+
+@pytest.fixture(scope="module")
+def weight_config(faults_budget, bench_config):
+    b = faults_budget
+    return CampaignConfig(target="weights", n_faults=b.n_faults, margin=b.margin,
+                          confidence=b.confidence, seed=bench_config.seed)
+
+
+@pytest.fixture(scope="module")
+def weight_campaign(task, eval_set, weight_config):
+    try:
+        return run_campaign(task.model, *eval_set, weight_config)
+    except FaultError as exc:
+        pytest.skip(f"no weight fault campaign for task {task.name}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def activation_campaign(task, eval_set, faults_budget, bench_config):
+    b = faults_budget
+    try:
+        return run_campaign(task.model, *eval_set, target="activations",
+                            n_faults=b.n_activation_faults, margin=b.margin,
+                            confidence=b.confidence, seed=bench_config.seed)
+    except FaultError as exc:
+        pytest.skip(f"no activation fault campaign for task {task.name}: {exc}")
+
+
+def _params(res, **extra):
+    return {"fault_model": res.fault_model, "distribution": res.distribution,
+            "dtype": res.dtype, "n_inputs": res.n_inputs, "path": res.path,
+            "strict_fp32": res.strict_fp32, "interval": INTERVAL, **extra}
+
+
+def _rate(record_metric, name, rate, res, *, weight=None):
+    record_metric(name, rate.value, unit="fraction of faults", higher_is_better=False,
+                  ci=rate.ci, n=rate.n, params=_params(res), score_weight=weight)
+
+
+def test_weight_fault_rates(task, weight_campaign, bench_config, record_metric, record_check):
+    res = weight_campaign
+    record_check("faults.weights_bit_identical_after_campaign", res.complete,
+                 f"{res.n_faults} faults injected and undone; stored words compared after")
+    device = str(next(iter(task.model.parameters())).device)
+    record_check("faults.injected_on_task_device", device.split(":")[0] ==
+                 str(bench_config.device).split(":")[0],
+                 f"weights flipped in place on {device}")
+    _rate(record_metric, "weight_sdc_rate", res.sdc, res, weight=1.0)
+    _rate(record_metric, "weight_critical_sdc_rate", res.critical_sdc, res, weight=1.0)
+    _rate(record_metric, "weight_due_rate", res.due, res)
+    record_metric("weight_inputs_corrupted_per_fault", res.mean_inputs_changed,
+                  unit="fraction of inputs", higher_is_better=False, n=res.n_faults,
+                  params=_params(res))
+
+
+def test_activation_fault_rates(activation_campaign, record_metric):
+    res = activation_campaign
+    _rate(record_metric, "activation_sdc_rate", res.sdc, res)
+    _rate(record_metric, "activation_critical_sdc_rate", res.critical_sdc, res)
+    _rate(record_metric, "activation_due_rate", res.due, res)
+
+
+def test_per_layer_vulnerability(weight_campaign, activation_campaign, record_metric):
+    for prefix, res in (("weight", weight_campaign), ("activation", activation_campaign)):
+        rows = [{"group": f"{lv.layer} ({lv.layer_type})", "value": lv.sdc.value,
+                 "ci": list(lv.sdc.ci), "n": lv.sdc.n} for lv in res.per_layer]
+        shares = {lv.layer: round(lv.bits_share, 6) for lv in res.per_layer}
+        record_metric(f"{prefix}_sdc_rate_by_layer", {"rows": rows}, unit="fraction of faults",
+                      higher_is_better=False, n=res.n_faults,
+                      params=_params(res, share_of_bits=shares))
+
+
+def test_per_bit_vulnerability(weight_campaign, record_metric):
+    res = weight_campaign
+    series = res.per_bit_series()
+    record_metric("weight_sdc_rate_by_bit", {**series, "x_label": "bit position (0 = LSB)",
+                                             "y_label": "SDC rate"},
+                  unit="fraction of faults", higher_is_better=False, n=res.n_faults,
+                  params=_params(res))
+    record_metric("weight_sdc_rate_by_layer_and_bit",
+                  {"rows": res.per_bit_rows, "cols": res.per_bit_cols,
+                   "values": res.per_bit_sdc},
+                  unit="fraction of faults", higher_is_better=False, n=res.n_faults,
+                  params=_params(res, cell_counts=res.per_bit_n))
+
+
+def test_range_restriction(task, eval_set, weight_config, weight_campaign, record_metric):
+    x_fit = task.x_train[:2000] if len(task.x_train) else eval_set[0]
+    try:
+        ranger = RangeRestriction().fit(task.model, x_fit.to(task.device))
+    except FaultError as exc:
+        pytest.skip(f"range restriction does not apply to task {task.name}: {exc}")
+    res = evaluate_protection(task.model, *eval_set, ranger, weight_config,
+                              baseline=weight_campaign)
+    params = _params(weight_campaign, protection=res.protection,
+                     bounded_layers=sorted(ranger.bounds),
+                     interval="Newcombe hybrid score interval of the difference")
+    record_metric("ranger_sdc_reduction", res.sdc_reduction, unit="fraction of faults",
+                  higher_is_better=True, ci=res.sdc_reduction_ci, n=res.protected.n_faults,
+                  params=params)
+    _rate(record_metric, "ranger_weight_sdc_rate", res.protected.sdc, res.protected)
+    record_metric("ranger_clean_accuracy_cost", res.accuracy_cost, unit="fraction of inputs",
+                  higher_is_better=False, n=len(eval_set[0]), params=params)
+    record_metric("ranger_latency_overhead", res.latency_overhead, unit="fraction",
+                  higher_is_better=False, hardware_dependent=True, params=params)
+
+
+def test_precision_comparison(task, eval_set, weight_config, faults_budget, record_metric):
+    results = compare_precisions(task.model, *eval_set, faults_budget.precisions, weight_config)
+    rows = [{"group": r.precision, "value": r.result.sdc.value, "ci": list(r.result.sdc.ci),
+             "n": r.result.n_faults} for r in results]
+    record_metric("weight_sdc_rate_by_precision", {"rows": rows}, unit="fraction of faults",
+                  higher_is_better=False,
+                  params={"clean_accuracy": {r.precision: r.clean_accuracy for r in results},
+                          "critical_sdc_rate": {r.precision: r.result.critical_sdc.value
+                                                for r in results},
+                          "interval": INTERVAL, "fault_model": "bitflip",
+                          "distribution": "bit-uniform"})
+
+
+def test_other_fault_models(task, eval_set, weight_config, faults_budget, record_metric):
+    if not faults_budget.fault_models:
+        pytest.skip(f"the {faults_budget.profile} profile measures single bit flips only")
+    rows = []
+    for name in faults_budget.fault_models:
+        res = run_campaign(task.model, *eval_set, weight_config, fault_model=name)
+        rows.append({"group": name, "value": res.sdc.value, "ci": list(res.sdc.ci),
+                     "n": res.n_faults})
+    record_metric("weight_sdc_rate_by_fault_model", {"rows": rows}, unit="fraction of faults",
+                  higher_is_better=False, params={"interval": INTERVAL})
+
+
+def test_injection_speed(weight_campaign, activation_campaign, record_metric):
+    for prefix, res in (("weight", weight_campaign), ("activation", activation_campaign)):
+        record_metric(f"{prefix}_faults_per_second", res.faults_per_second,
+                      unit="faults/s", higher_is_better=True, hardware_dependent=True,
+                      n=res.n_faults,
+                      params={"path": res.path, "path_reason": res.path_reason,
+                              "n_inputs": res.n_inputs})

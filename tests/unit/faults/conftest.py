@@ -1,0 +1,48 @@
+"""Tiny models and data for the faults unit tests (no reference training needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+class TinyCNN(nn.Module):
+    """Conv -> ReLU -> pool -> flatten -> Linear -> ReLU -> Linear, for 1x8x8 inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3, padding=1)
+        self.act = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(6 * 16, 24)
+        self.act2 = nn.ReLU()
+        self.fc2 = nn.Linear(24, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pool(self.act(self.conv(x)))
+        return self.fc2(self.act2(self.fc1(h.flatten(1))))
+
+
+def make_data(seed: int = 0, n: int = 96) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A seeded TinyCNN, inputs, and labels that agree with the model on ~80 % of inputs."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = TinyCNN().eval()
+    x = torch.rand(n, 1, 8, 8, generator=g)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    flip = torch.rand(n, generator=g) < 0.2
+    y = torch.where(flip, (y + 1) % 5, y)
+    return net, x, y
+
+
+@pytest.fixture
+def tiny():
+    return make_data()
+
+
+def state_bytes(model: nn.Module) -> dict[str, bytes]:
+    """Exact bytes of every parameter and buffer."""
+    return {k: v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+            for k, v in model.state_dict().items()}

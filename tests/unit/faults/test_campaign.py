@@ -1,0 +1,151 @@
+"""Campaigns: outcomes, bit-identity, suffix = full, resume, statistics (faults.campaign)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from faults.campaign import CampaignConfig, CampaignState, run_campaign
+from faults.engine import strict_fp32
+from faults.errors import FaultError
+from trustbench.stats import leveugle_sample_size
+
+from .conftest import make_data, state_bytes
+
+
+def test_suffix_equals_full_and_weights_restored(tiny):
+    net, x, y = tiny
+    before = state_bytes(net)
+    fast = run_campaign(net, x, y, n_faults=300, seed=3)
+    slow = run_campaign(net, x, y, n_faults=300, seed=3, suffix=False)
+    assert fast.path == "fx" and slow.path == "full"
+    assert (fast.outcomes == slow.outcomes).all()
+    assert fast.state.changed == slow.state.changed
+    assert state_bytes(net) == before
+    assert fast.counts["sdc"] + fast.counts["critical_sdc"] == fast.sdc.k
+    assert fast.sdc.ci[0] <= fast.sdc.value <= fast.sdc.ci[1]
+    assert sum(fast.counts.values()) == fast.n_faults == 300
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), name=st.sampled_from(
+    ["bitflip", "multibit", "burst", "stuck_at_0", "stuck_at_1", "random_value"]),
+    target=st.sampled_from(["weights", "activations"]))
+def test_campaign_leaves_model_bit_identical(seed, name, target):
+    net, x, y = make_data(seed % 7, n=24)
+    before = state_bytes(net)
+    res = run_campaign(net, x, y, n_faults=40, seed=seed, fault_model=name, target=target,
+                       pattern="" if target == "weights" else None)
+    assert state_bytes(net) == before
+    assert res.n_faults == 40
+
+
+def test_exponent_bits_hurt_mantissa_bits_do_not(tiny):
+    net, x, y = tiny
+    hi = run_campaign(net, x, y, n_faults=150, seed=1, fault_params={"bit": 30})
+    lo = run_campaign(net, x, y, n_faults=150, seed=1, fault_params={"bit": 0})
+    assert hi.sdc.value + hi.due.value > 0.15  # ~0.25 here; ReLUs mask many
+    assert lo.sdc.k == 0 and lo.due.k == 0
+    assert hi.per_bit_n[0][30] > 0 and hi.per_bit_sdc[0][0] is None
+
+
+class Fragile(nn.Module):
+    """Raises when its weight is not finite: a fault that ends in an exception is a DUE."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.fc.weight.fill_(1.0)
+
+    def forward(self, x):
+        if not bool(torch.isfinite(self.fc.weight).all()):
+            raise ValueError("non-finite weight")
+        return self.fc(x)
+
+
+def test_exception_is_due_and_undone():
+    m = Fragile().eval()
+    x = torch.rand(4, 2)
+    res = run_campaign(m, x, torch.zeros(4, dtype=torch.long), n_faults=10,
+                       fault_params={"bit": 30}, suffix=False)
+    assert res.counts["due"] == 10
+    assert torch.equal(m.fc.weight, torch.ones(2, 2))
+
+
+def test_resume_matches_uninterrupted(tiny):
+    net, x, y = tiny
+    cfg = CampaignConfig(n_faults=120, seed=5, chunk_size=16, checkpoint_every=32)
+    saved: list[dict] = []
+    part = run_campaign(net, x, y, cfg, stop_after=50,
+                        on_checkpoint=lambda s: saved.append(json.loads(json.dumps(s.to_dict()))))
+    assert not part.complete and part.n_faults == 50
+    assert [d["n_done"] for d in saved] == [32]
+    resumed = run_campaign(net, x, y, cfg, state=CampaignState.from_dict(saved[-1]))
+    whole = run_campaign(net, x, y, cfg)
+    assert resumed.complete and (resumed.outcomes == whole.outcomes).all()
+    other = make_data(1)[0]
+    with pytest.raises(FaultError, match="another campaign"):
+        run_campaign(other, x, y, cfg, state=CampaignState.from_dict(saved[-1]))
+    with pytest.raises(FaultError, match="not a campaign state"):
+        CampaignState.from_dict({"bogus": 1})
+
+
+def test_leveugle_default_size(tiny):
+    net, x, y = tiny
+    res = run_campaign(net, x, y, margin=0.1, confidence=0.9)
+    bits = (6 * 9 + 96 * 24 + 24 * 5) * 32
+    assert res.n_faults == leveugle_sample_size(bits, 0.1, 0.9)
+
+
+def test_bad_input(tiny):
+    net, x, y = tiny
+    with pytest.raises(FaultError, match="size 0"):
+        run_campaign(net, x, y, n_faults=0)
+    with pytest.raises(FaultError, match="target"):
+        run_campaign(net, x, y, n_faults=5, target="gradients")
+    with pytest.raises(FaultError, match="labels"):
+        run_campaign(net, x, y[:3], n_faults=5)
+    with pytest.raises(FaultError, match="no weight tensors match"):
+        run_campaign(net, x, y, n_faults=5, pattern="running_mean")
+    net.train()
+    with pytest.raises(FaultError, match="training mode"):
+        run_campaign(net, x, y, n_faults=5)
+    net.eval()
+
+
+def test_activation_campaign(tiny):
+    net, x, y = tiny
+    res = run_campaign(net, x, y, target="activations", n_faults=500, seed=2, batch_size=128,
+                       fault_params={"field": "exponent"})
+    assert res.path == "hooks" and res.n_faults == 500
+    assert [lv.layer for lv in res.per_layer] == ["conv", "fc1", "fc2"]
+    assert 0.0 < res.sdc.value + res.due.value < 1.0
+    low = run_campaign(net, x, y, target="activations", n_faults=300, seed=2,
+                       fault_params={"bit": 0})
+    assert low.sdc.value < 0.05
+
+
+def test_layer_uniform_and_series(tiny):
+    net, x, y = tiny
+    res = run_campaign(net, x, y, n_faults=90, seed=0, distribution="layer-uniform")
+    ns = [lv.sdc.n for lv in res.per_layer]
+    assert min(ns) > 15  # each of the three sites gets about a third
+    series = res.per_bit_series()
+    assert len(series["x"]) == len(series["y"]) == len(series["ci"]) > 10
+
+
+def test_strict_fp32_restores():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              torch.get_float32_matmul_precision())
+    with strict_fp32():
+        assert not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "highest"
+    after = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    assert after == before

@@ -1,0 +1,88 @@
+"""Cutting models into chains for suffix recomputation (faults.segments)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from faults.segments import linearise
+from faults.sites import weight_sites
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.a = nn.Conv2d(4, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 64, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = h + self.b(torch.relu(self.a(h)))  # skip connection: no cut inside the block
+        return self.head(h.flatten(1))
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: not traceable
+            return self.fc(x)
+        return -self.fc(x)
+
+
+class Declared(nn.Sequential):
+    def fault_segments(self):
+        return list(self)
+
+
+def _check(model, x, path, n_segments=None):
+    sites = weight_sites(model)
+    chain = linearise(model, [s.tensor for s in sites], x)
+    assert chain.path == path, chain.reason
+    if n_segments is not None:
+        assert len(chain.segments) == n_segments
+    with torch.no_grad():
+        inputs, out = chain.trace(x)
+        assert torch.allclose(out, model(x))
+        for k in range(len(chain.segments)):
+            assert torch.allclose(chain.run(inputs[k], k), out)
+    return chain, sites
+
+
+def test_sequential_cut_before_every_site(tiny):
+    net, x, _ = tiny
+    chain, sites = _check(net, x, "fx", 3)
+    assert [chain.start_of(s.tensor) for s in sites] == [0, 1, 2]
+
+
+def test_residual_block_is_not_cut():
+    torch.manual_seed(0)
+    m = Residual().eval()
+    chain, sites = _check(m, torch.rand(4, 1, 8, 8), "fx")
+    starts = [chain.start_of(s.tensor) for s in sites]
+    assert starts[1] == starts[2] == 1  # a and b share the block's segment
+    assert starts[3] == 2
+
+
+def test_untraceable_falls_back_to_full():
+    m = Branchy().eval()
+    chain = linearise(m, [m.fc.weight], torch.rand(3, 4))
+    assert chain.path == "full" and "fx" in chain.reason
+    assert chain.start_of(m.fc.weight) == 0
+
+
+def test_declared_segments():
+    torch.manual_seed(0)
+    m = Declared(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    chain, sites = _check(m, torch.rand(5, 4), "declared", 3)
+    assert [chain.start_of(s.tensor) for s in sites] == [0, 2]
+
+
+def test_disabled():
+    m = nn.Sequential(nn.Linear(4, 2)).eval()
+    chain = linearise(m, [m[0].weight], torch.rand(2, 4), enabled=False)
+    assert chain.path == "full" and "disabled" in chain.reason
