@@ -48,6 +48,12 @@ class CheckFailed(AssertionError):
 # --------------------------------------------------------------------------- options
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from trustbench import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trustbench", "trustbench benchmark (pytest suites/)")
     for spec in OPTION_SPECS:
@@ -354,6 +360,10 @@ class ScorecardWriter:
         if final:
             from trustbench.gates import evaluate_gate, parse_gate
 
+            self.config.hook.pytest_trustbench_update_scorecard(config=self.config, scorecard=card)
+            card.pillars = {p: PillarResult(r.status, r.reason, pillar_score(card.metrics, p)
+                                            if r.status != "skipped" else None)
+                            for p, r in card.pillars.items()}
             card.gates = [evaluate_gate(parse_gate(g), card) for g in rc.gates]
         return card
 

@@ -123,6 +123,17 @@ def test_groups(task):
     assert failed[0]["detail"] == "square 0.9 > pgd 0.1"
 
 
+def test_update_scorecard_hook(pytester):
+    pytester.makeconftest('''
+def pytest_trustbench_update_scorecard(config, scorecard):
+    scorecard.run["lab"] = "rack-7"
+''')
+    pytester.makepyfile(test_demo=DEMO)
+    _run(pytester).assert_outcomes(passed=3)
+    (card,) = _cards(pytester.path / "results")
+    assert card["run"]["lab"] == "rack-7"
+
+
 def test_failed_check_marks_run_invalid(pytester):
     pytester.makepyfile(
         test_demo=DEMO
