@@ -1,0 +1,184 @@
+"""Budgets of the robustness pillar per profile (smoke, standard, full) and default eps.
+
+Default perturbation budgets come from the task (``Task.attack_defaults``); the built-in tasks
+use (input units; images in [0, 1], tabular features standardised):
+
+=================  ==========================  ==================
+task               L-inf eps                   L2 eps
+=================  ==========================  ==================
+digits-cnn         0.1, 0.3                    0.5, 1.0
+mnist5k-cnn        0.1, 0.3 (Madry et al.)     1.0, 2.0
+arrests-mlp        0.1, 0.25 (std. units)      0.25, 0.5
+cifar10-resnet18   8/255 (RobustBench)         0.5 (RobustBench)
+=================  ==========================  ==================
+
+The *headline* eps of a norm (the one that carries the pillar's score weight) is the largest
+default. :data:`FALLBACK_EPS` applies when a task declares none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trustbench.errors import ConfigError
+
+__all__ = [
+    "FALLBACK_EPS",
+    "RobustnessBudget",
+    "budget",
+    "default_eps",
+    "eps_sweep",
+    "headline_eps",
+]
+
+#: Used for open-division tasks that declare no attack defaults.
+FALLBACK_EPS: dict[str, dict[str, list[float]]] = {
+    "image": {"linf": [8 / 255], "l2": [0.5]},
+    "tabular": {"linf": [0.1], "l2": [0.25]},
+}
+
+
+@dataclass(frozen=True)
+class RobustnessBudget:
+    """What the robustness suite runs in one profile.
+
+    Attributes
+    ----------
+    profile
+        ``smoke``, ``standard`` or ``full``.
+    n_samples, batch_size
+        Test samples attacked (the first ``n`` of a seeded permutation) and batch size.
+    pgd_steps, pgd_restarts
+        PGD budget (also used for the eps sweep).
+    apgd, apgd_steps, apgd_restarts
+        Run APGD-CE / APGD-DLR, and their budget.
+    blackbox, square_queries, blackbox_samples
+        Run Square (the gradient-masking reference) on this many samples.
+    ensemble
+        Report the per-sample worst case of APGD-CE + APGD-DLR + Square.
+    sweep_points
+        Evenly spaced points of the robust-accuracy-vs-eps curve from 0 to the largest default
+        eps; the default eps are added to them.
+    corruptions, corruption_samples, corruption_severities
+        Common corruptions (image tasks only).
+    cw_samples, hsj_samples, autoattack_samples
+        Samples for CW-L2 / HopSkipJump / ART AutoAttack (0 = not run).
+    """
+
+    profile: str
+    n_samples: int
+    batch_size: int
+    pgd_steps: int
+    pgd_restarts: int
+    apgd: bool
+    apgd_steps: int
+    apgd_restarts: int
+    blackbox: bool
+    square_queries: int
+    blackbox_samples: int
+    ensemble: bool
+    sweep_points: int
+    corruptions: bool
+    corruption_samples: int
+    corruption_severities: tuple[int, ...]
+    cw_samples: int
+    hsj_samples: int
+    autoattack_samples: int
+
+
+_BUDGETS = {
+    "smoke": RobustnessBudget(
+        profile="smoke",
+        n_samples=256,
+        batch_size=256,
+        pgd_steps=10,
+        pgd_restarts=1,
+        apgd=False,
+        apgd_steps=0,
+        apgd_restarts=0,
+        blackbox=False,
+        square_queries=0,
+        blackbox_samples=0,
+        ensemble=False,
+        sweep_points=3,
+        corruptions=True,
+        corruption_samples=256,
+        corruption_severities=(1, 3, 5),
+        cw_samples=0,
+        hsj_samples=0,
+        autoattack_samples=0,
+    ),
+    "standard": RobustnessBudget(
+        profile="standard",
+        n_samples=1000,
+        batch_size=500,
+        pgd_steps=20,
+        pgd_restarts=1,
+        apgd=True,
+        apgd_steps=50,
+        apgd_restarts=1,
+        blackbox=True,
+        square_queries=1000,
+        blackbox_samples=500,
+        ensemble=True,
+        sweep_points=6,
+        corruptions=True,
+        corruption_samples=1000,
+        corruption_severities=(1, 2, 3, 4, 5),
+        cw_samples=0,
+        hsj_samples=0,
+        autoattack_samples=0,
+    ),
+    "full": RobustnessBudget(
+        profile="full",
+        n_samples=10000,
+        batch_size=1000,
+        pgd_steps=50,
+        pgd_restarts=3,
+        apgd=True,
+        apgd_steps=100,
+        apgd_restarts=1,
+        blackbox=True,
+        square_queries=5000,
+        blackbox_samples=2000,
+        ensemble=True,
+        sweep_points=11,
+        corruptions=True,
+        corruption_samples=10000,
+        corruption_severities=(1, 2, 3, 4, 5),
+        cw_samples=500,
+        hsj_samples=100,
+        autoattack_samples=500,
+    ),
+}
+
+
+def budget(profile: str) -> RobustnessBudget:
+    """The robustness budget of ``profile``."""
+    try:
+        return _BUDGETS[profile]
+    except KeyError:
+        raise ConfigError(
+            f"unknown profile {profile!r} for the robustness pillar; known: {', '.join(_BUDGETS)}"
+        ) from None
+
+
+def default_eps(
+    attack_defaults: dict[str, list[float]] | None, modality: str
+) -> dict[str, list[float]]:
+    """Default eps per norm: the task's, else :data:`FALLBACK_EPS` for its modality."""
+    if attack_defaults:
+        return {k: sorted(float(e) for e in v) for k, v in attack_defaults.items() if v}
+    return FALLBACK_EPS.get(modality, FALLBACK_EPS["image"])
+
+
+def headline_eps(eps: dict[str, list[float]], norm: str) -> float:
+    """The eps that carries the score weight for ``norm``: the largest default."""
+    return max(eps[norm])
+
+
+def eps_sweep(max_eps: float, points: int) -> list[float]:
+    """``points`` evenly spaced eps from 0 to ``max_eps`` (inclusive)."""
+    if points < 2:
+        return [max_eps]
+    return [max_eps * i / (points - 1) for i in range(points)]
