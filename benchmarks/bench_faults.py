@@ -10,23 +10,37 @@ Methods, all in strict fp32 (TF32 off), on the same faults:
     PyTorchFI 0.6.0 ``declare_weight_fi`` with the bit-flipped value (computed on the host
     beforehand, which favours PyTorchFI), then a forward pass of the corrupted copy;
 ``full``
-    trustbench's engine with a full forward pass per fault (in-place XOR, no host sync): the
-    one-forward-per-fault ceiling;
+    trustbench's engine with a full forward pass per fault (in-place XOR, no host sync), eager:
+    the independent reference every other method's decisions are compared with;
+``full_graph`` (CUDA only)
+    the same, each forward pass + comparison replayed as a CUDA graph: the one-forward-per-fault
+    ceiling;
+``suffix_eager`` (CUDA only)
+    suffix recomputation without CUDA graphs;
 ``trustbench``
-    trustbench's engine with suffix recomputation (the default).
+    trustbench's engine with its defaults: suffix recomputation, CUDA graphs on a GPU.
 
-Activation faults: trustbench's one-bit-flip-per-sample hooks against PyTorchFI's
-``random_neuron_inj_batched`` (random values, not bit flips), both one fault per sample.
+Activation faults: trustbench's one-bit-flip-per-sample hooks (CUDA graph of the faulty forward
+pass on a GPU; eager too, for comparison) against PyTorchFI's ``random_neuron_inj_batched``
+(random values, not bit flips), both one fault per sample. On a GPU the plain forward pass is
+timed too (eager and CUDA graph, strict fp32 and TF32): the ceiling of activation faults/s.
+
+On a GPU, weight-fault rows also show suffix recomputation without concurrent lanes
+(``suffix_graphs_1_lane``) and with cuDNN convolutions in TF32 (``trustbench_tf32_conv``, not
+the default: decisions may differ from strict fp32); ``--explore`` adds other lane counts and
+activation batch sizes.
 
 Run::
 
     python benchmarks/bench_faults.py --device cpu --model mnist5k-cnn --batch 1000 --threads 2
-    python benchmarks/bench_faults.py --device cuda --model resnet18 --batch 256
+    python benchmarks/bench_faults.py --device cuda --model resnet18 --batch 256 \
+        --activation-faults 25600 --activation-batch 1024
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -108,6 +122,102 @@ def timed_campaign(model, x, y, **kw):
     return time.perf_counter() - t0, res
 
 
+@contextlib.contextmanager
+def tf32_conv(enabled: bool = True):
+    """cuDNN convolutions in TF32 (torch's default), inside the benchmark's strict context."""
+    if not enabled:
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
+def forward_ceiling(model, x, reps: int = 20) -> dict:
+    """Images/s of a plain forward pass (eager, CUDA graph): strict fp32, and torch's defaults
+    (cuDNN convolutions in TF32, as in ANCHORS.md)."""
+    from faults.engine import strict_fp32
+
+    out = {}
+    bench_flag = torch.backends.cudnn.benchmark
+    for label, strict, autotune in (("strict_fp32", True, False),
+                                    ("strict_fp32_cudnn_benchmark", True, True),
+                                    ("tf32_conv", False, False)):
+        torch.backends.cudnn.benchmark = autotune
+        with strict_fp32(strict), tf32_conv(not strict), torch.no_grad():
+            for _ in range(3):
+                model(x)
+            sync(x.device)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                model(x)
+            sync(x.device)
+            eager = reps * len(x) / (time.perf_counter() - t0)
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                model(x)
+            torch.cuda.current_stream().wait_stream(s)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                model(x)
+            g.replay()
+            sync(x.device)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                g.replay()
+            sync(x.device)
+            graph = reps * len(x) / (time.perf_counter() - t0)
+            del g
+        out[label] = {"eager_images_per_s": eager, "graph_images_per_s": graph}
+    torch.backends.cudnn.benchmark = bench_flag
+    return out
+
+
+def profile_forward(model, x) -> str:
+    """Table of the CUDA kernels of one strict-fp32 forward pass (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from faults.engine import strict_fp32
+
+    with strict_fp32(), torch.no_grad():
+        model(x)
+        sync(x.device)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            model(x)
+            sync(x.device)
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=12,
+                                     max_name_column_width=70)
+
+
+def phase_times(model, x, y, sites, fm, plan) -> dict:
+    """Seconds spent in the engine's phases for one campaign (weights, defaults)."""
+    from faults.engine import WeightFaultEngine
+
+    dev = x.device
+    sync(dev)
+    t0 = time.perf_counter()
+    eng = WeightFaultEngine(model, sites, x, y, batch_size=len(x))
+    sync(dev)
+    t1 = time.perf_counter()
+    starts = np.asarray(eng.start, dtype=np.int64)[plan.site]
+    eng._prepare(starts)
+    sync(dev)
+    t2 = time.perf_counter()
+    eng._seen[:] = 0
+    eng.run(fm, plan.site, plan.element, plan.payload)
+    sync(dev)
+    t3 = time.perf_counter()
+    mode, why = eng.execution
+    eng.close()
+    return {"golden_and_trace_s": t1 - t0, "captures_s": t2 - t1, "loop_s": t3 - t2,
+            "faults_per_start_segment": np.bincount(starts).tolist(), "execution": mode,
+            "execution_reason": why}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -120,6 +230,10 @@ def main() -> None:
     ap.add_argument("--activation-batch", type=int, default=4096,
                     help="also time activation faults at this many faults per forward pass")
     ap.add_argument("--skip-pytorchfi", action="store_true")
+    ap.add_argument("--explore", action="store_true",
+                    help="also time other lane counts and activation batch sizes (CUDA)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print the CUDA kernels of one strict-fp32 forward pass")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
     if args.threads:
@@ -166,14 +280,33 @@ def main() -> None:
                                           distribution=dist, layer_types=("Conv2d", "Linear"))
             t_full, full = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
                                           distribution=dist, layer_types=("Conv2d", "Linear"),
-                                          suffix=False)
+                                          suffix=False, cuda_graphs=False)
             assert np.array_equal(fast.plan.element, plan.element)
             row["trustbench"] = {"inj_per_s": args.faults / t_fast,
                                  "inj_per_s_loop_only": fast.faults_per_second,
-                                 "path": fast.path, "path_reason": fast.path_reason}
-            row["full_forward"] = {"inj_per_s": args.faults / t_full}
+                                 "path": fast.path, "path_reason": fast.path_reason,
+                                 "execution": fast.execution,
+                                 "execution_reason": fast.execution_reason}
+            row["full_forward"] = {"inj_per_s": args.faults / t_full,
+                                   "execution": full.execution}
             ours = fast.outcomes != 0
             row["agree_suffix_vs_full"] = int((ours == (full.outcomes != 0)).sum())
+            row["outcomes_equal_suffix_vs_full"] = int((fast.outcomes == full.outcomes).sum())
+            if device.type == "cuda":
+                for key, kw in (("full_forward_graph", {"suffix": False}),
+                                ("suffix_eager", {"cuda_graphs": False}),
+                                ("suffix_graphs_1_lane", {"lanes": 1}),
+                                ("trustbench_tf32_conv", {"strict_fp32": False})):
+                    with tf32_conv("tf32" in key):
+                        t_o, other = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                                    distribution=dist,
+                                                    layer_types=("Conv2d", "Linear"), **kw)
+                    row[key] = {"inj_per_s": args.faults / t_o,
+                                "inj_per_s_loop_only": other.faults_per_second,
+                                "execution": other.execution,
+                                "outcomes_equal_to_full": int((other.outcomes
+                                                               == full.outcomes).sum())}
+                    row[f"speedup_vs_{key}"] = t_o / t_fast
             if not args.skip_pytorchfi:
                 values = flipped_values(sites, plan)
                 t_pfi, pfi = run_pytorchfi(model, x, golden, sites, plan, values, device)
@@ -181,18 +314,52 @@ def main() -> None:
                 row["agree_with_pytorchfi"] = int((pfi == ours).sum())
                 row["speedup_vs_pytorchfi"] = t_pfi / t_fast
             row["speedup_vs_full_forward"] = t_full / t_fast
+            if args.explore and device.type == "cuda" and dist == "bit-uniform":
+                for lanes in (2, 8):
+                    t_o, other = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                                distribution=dist, lanes=lanes,
+                                                layer_types=("Conv2d", "Linear"))
+                    row[f"lanes_{lanes}"] = {"inj_per_s": args.faults / t_o,
+                                             "inj_per_s_loop_only": other.faults_per_second,
+                                             "outcomes_equal_to_full": int(
+                                                 (other.outcomes == full.outcomes).sum())}
+            row["phases"] = phase_times(model, x, y, sites, fm, plan)
             row["sdc_decisions"] = int(ours.sum())
             results["weights"][dist] = row
         if args.activation_faults:
             n = args.activation_faults
-            timed_campaign(model, x, y, target="activations", n_faults=len(x), seed=98,
+            timed_campaign(model, x, y, target="activations", n_faults=4 * len(x), seed=98,
                            batch_size=len(x))
             t_act, act = timed_campaign(model, x, y, target="activations", n_faults=n, seed=3,
                                         batch_size=len(x), layer_types=("Conv2d", "Linear"))
             results["activations"]["trustbench"] = {"faults_per_s": n / t_act,
                                                     "faults_per_s_loop_only":
                                                         act.faults_per_second,
-                                                    "faults_per_forward": len(x)}
+                                                    "faults_per_forward": len(x),
+                                                    "execution": act.execution,
+                                                    "execution_reason": act.execution_reason}
+            if device.type == "cuda":
+                for key, kw in (("trustbench_eager", {"cuda_graphs": False}),
+                                ("trustbench_1_lane", {"lanes": 1}),
+                                ("trustbench_tf32_conv", {"strict_fp32": False})):
+                    with tf32_conv("tf32" in key):
+                        t_ae, act_e = timed_campaign(model, x, y, target="activations",
+                                                     n_faults=n, seed=3, batch_size=len(x),
+                                                     layer_types=("Conv2d", "Linear"), **kw)
+                    results["activations"][key] = {
+                        "faults_per_s": n / t_ae, "faults_per_forward": len(x),
+                        "outcomes_equal_to_default": int((act_e.outcomes == act.outcomes).sum()),
+                        "n": n, "execution": act_e.execution}
+            if args.explore and device.type == "cuda":
+                for bsz, lanes in ((len(x), 2), (len(x), 8), (1024, 1), (1024, 4)):
+                    timed_campaign(model, x, y, target="activations", n_faults=bsz, seed=96,
+                                   batch_size=bsz, lanes=lanes)
+                    t_e, act_x = timed_campaign(model, x, y, target="activations", n_faults=n,
+                                                seed=3, batch_size=bsz, lanes=lanes,
+                                                layer_types=("Conv2d", "Linear"))
+                    results["activations"][f"batch_{bsz}_lanes_{lanes}"] = {
+                        "faults_per_s": n / t_e, "faults_per_s_loop_only":
+                            act_x.faults_per_second, "execution": act_x.execution}
             big = args.activation_batch
             timed_campaign(model, x, y, target="activations", n_faults=big, seed=97,
                            batch_size=big)
@@ -201,7 +368,13 @@ def main() -> None:
                                             layer_types=("Conv2d", "Linear"))
             results["activations"]["trustbench_big_batch"] = {
                 "faults_per_s": act_big.n_faults / t_big, "faults_per_forward": big,
-                "faults_per_s_loop_only": act_big.faults_per_second}
+                "faults_per_s_loop_only": act_big.faults_per_second,
+                "execution": act_big.execution}
+            if device.type == "cuda":
+                results["activations"]["forward_ceiling"] = {
+                    str(len(x)): forward_ceiling(model, x),
+                    str(big): forward_ceiling(model, x[torch.arange(big, device=device)
+                                                       % len(x)], reps=5)}
             if not args.skip_pytorchfi:
                 from pytorchfi.core import fault_injection
                 from pytorchfi.neuron_error_models import random_neuron_inj_batched
@@ -224,10 +397,40 @@ def main() -> None:
                     "faults_per_s": reps * len(x) / t_pfi}
                 results["activations"]["speedup_vs_pytorchfi"] = (
                     (n / t_act) / (reps * len(x) / t_pfi))
+    if args.profile and device.type == "cuda":
+        results["profile"] = profile_forward(model, x)
     print(json.dumps(results, indent=2))
+    print(summary(results))
+    if "profile" in results:
+        print(results["profile"])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
+
+
+def summary(results: dict) -> str:
+    """A short table of the headline figures (the end of the output)."""
+    lines = [f"# {results['env']['device']} torch {results['env']['torch']} "
+             f"{results['env']['model']} batch {results['env']['batch']}"]
+    for dist, row in results["weights"].items():
+        cells = [f"{k}={row[k]['inj_per_s']:.0f}/s" for k in
+                 ("pytorchfi", "full_forward", "full_forward_graph", "suffix_eager",
+                  "suffix_graphs_1_lane", "lanes_2", "lanes_8", "trustbench_tf32_conv",
+                  "trustbench") if k in row]
+        ratio = row.get("speedup_vs_pytorchfi")
+        lines.append(f"weights {dist}: " + " ".join(cells)
+                     + (f" | x pytorchfi {ratio:.1f}" if ratio else "")
+                     + f" | equal to full {row['outcomes_equal_suffix_vs_full']}"
+                     + f" | {row['trustbench']['execution']}")
+    for k, v in results["activations"].items():
+        if isinstance(v, dict) and "faults_per_s" in v:
+            lines.append(f"activations {k}: {v['faults_per_s']:.0f} faults/s"
+                         + (f" ({v['execution']})" if "execution" in v else ""))
+    for bsz, modes in results["activations"].get("forward_ceiling", {}).items():
+        lines.append(f"forward batch {bsz}: " + " ".join(
+            f"{m}={v['eager_images_per_s']:.0f}/{v['graph_images_per_s']:.0f}"
+            for m, v in modes.items()) + " images/s (eager/graph)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -42,12 +42,17 @@ class Chain:
         Callables; their composition is the model's forward pass.
     first_use
         ``id(tensor) -> index of the first segment that reads it``.
+    checked
+        ``(example, segment inputs, output)`` of the run that checked the chain against the
+        model, so that the golden run can reuse it for that batch.
     """
 
     path: str
     reason: str
     segments: list[Callable[[torch.Tensor], torch.Tensor]]
     first_use: dict[int, int] = field(default_factory=dict)
+    checked: tuple[torch.Tensor, list[torch.Tensor], torch.Tensor] | None = field(
+        default=None, repr=False)
 
     def start_of(self, tensor: torch.Tensor) -> int:
         """First segment to re-run after a fault in ``tensor`` (0 if unknown: a full run)."""
@@ -170,8 +175,9 @@ def _segment(gm: nn.Module, nodes: list, cut: int, end: int, *, last: bool) -> n
     if out is None:
         g.output(env[nodes[end]])
     seg = fx.GraphModule(gm, g)
-    seg.graph.eliminate_dead_code()
-    seg.recompile()
+    if any(not n.users for n in seg.graph.nodes if n.op not in ("output", "placeholder")):
+        seg.graph.eliminate_dead_code()  # values nothing reads (rare: the cut keeps one alive)
+        seg.recompile()
     return seg
 
 
@@ -210,13 +216,14 @@ def linearise(model: nn.Module, tensors: Sequence[torch.Tensor], example: torch.
         chain = Chain(path, "", segments, _first_uses(segments))
         with torch.no_grad():
             ref = model(example)
-            got = chain.run(example)
+            inputs, got = chain.trace(example)
         if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-5, atol=1e-6,
                                                         equal_nan=True):
             attempts.append(f"{path}: the chain of segments does not reproduce model(x)")
             continue
         chain.reason = f"{len(segments)} segments" + (
             f" ({'; '.join(attempts)})" if attempts else "")
+        chain.checked = (example, inputs, got)
         return chain
     full.reason = "; ".join(attempts) or "no chain found"
     return full

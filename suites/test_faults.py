@@ -171,4 +171,6 @@ def test_injection_speed(weight_campaign, activation_campaign, record_metric):
                       unit="faults/s", higher_is_better=True, hardware_dependent=True,
                       n=res.n_faults,
                       params={"path": res.path, "path_reason": res.path_reason,
+                              "execution": res.execution,
+                              "execution_reason": res.execution_reason,
                               "n_inputs": res.n_inputs})

@@ -8,6 +8,11 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n N` already runs N processes; torch's own intra-op threads on top of them
+    # oversubscribe the cores (seen: 10x slower tests on 2 cores). Set before torch is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 for _k, _v in {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "FLWR_TELEMETRY_ENABLED": "0",
                "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_k, _v)

@@ -85,3 +85,14 @@ def test_list_and_system():
 def test_run_unknown_pillar():
     res = tb("run", "--pillar", "vibes")
     assert res.returncode == 2 and "no suite for pillar 'vibes'" in res.stderr
+
+
+def test_new_attack_writes_a_working_plugin(tmp_path):
+    res = tb("new", "attack", "my-attack", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    path = tmp_path / "my_attack.py"
+    assert "class MyAttack" in path.read_text()
+    again = tb("new", "attack", "my-attack", cwd=tmp_path)
+    assert again.returncode == 2 and "not overwriting" in again.stderr
+    res = tb("new", "fault", "x", cwd=tmp_path)
+    assert res.returncode == 2 and "accepted kinds" in res.stderr

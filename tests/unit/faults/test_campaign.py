@@ -149,3 +149,53 @@ def test_strict_fp32_restores():
     after = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
              torch.get_float32_matmul_precision())
     assert after == before
+
+
+_PRECISION_SCRIPT = r"""
+import torch
+from faults.engine import strict_fp32, _precision_objects
+
+def tr(f):
+    try:
+        return f()
+    except RuntimeError:
+        return "mixed"
+
+def state():
+    return (tr(torch.get_float32_matmul_precision),
+            tr(lambda: torch.backends.cuda.matmul.allow_tf32),
+            tr(lambda: torch.backends.cudnn.allow_tf32),
+            *[o.fp32_precision for o in _precision_objects()])
+
+def legacy(flag):
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = flag
+
+def mixed():
+    torch.backends.cuda.matmul.allow_tf32 = True
+    if _precision_objects():
+        torch.backends.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+
+for setup in (lambda: None, lambda: legacy(False), lambda: legacy(True),
+              lambda: torch.set_float32_matmul_precision("high"), mixed):
+    setup()
+    before = state()
+    with strict_fp32():
+        inside = state()
+        x = torch.randn(3, 3)
+        torch.nn.functional.linear(x, x)
+    assert inside[:3] == ("highest", False, False), inside
+    assert all(p == "ieee" for p in inside[4:]), inside
+    assert state() == before, (before, state())
+print("ok")
+"""
+
+
+def test_strict_fp32_with_legacy_and_new_settings():
+    """TF32 settings made through either torch API (or both, mixed) are handled and restored."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PRECISION_SCRIPT], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

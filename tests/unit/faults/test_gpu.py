@@ -1,4 +1,4 @@
-"""The engine on a CUDA GPU: bits flipped in GPU memory, undone, same decisions as the CPU."""
+"""The engines on a CUDA GPU: bits flipped in GPU memory, undone, CUDA graphs == eager."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 from faults.campaign import run_campaign
+from faults.engine import DUE
 
 from .conftest import make_data, state_bytes
 
@@ -16,26 +18,148 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
+EXP = {"field": "exponent"}
+
+
+class _Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+        self.b = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(x + self.b(torch.relu(self.bn(self.a(x)))))
+
+
+class ResNetLike(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.blocks = nn.Sequential(_Block(16), _Block(16), _Block(16))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        h = self.blocks(torch.relu(self.stem(x)))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def _resnet_data(n: int = 200):
+    torch.manual_seed(0)
+    net = ResNetLike().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n, 3, 12, 12, generator=g)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    y = torch.where(torch.rand(n, generator=g) < 0.3, (y + 1) % 10, y)
+    return net, x, y
+
 
 def test_weight_campaign_on_gpu_matches_cpu():
     net, x, y = make_data(0, n=256)
     gpu = copy.deepcopy(net).cuda()
     before = state_bytes(gpu)
-    on_gpu = run_campaign(gpu, x, y, n_faults=300, seed=2, fault_params={"field": "exponent"})
-    full = run_campaign(gpu, x, y, n_faults=300, seed=2, fault_params={"field": "exponent"},
-                        suffix=False)
-    on_cpu = run_campaign(net, x, y, n_faults=300, seed=2, fault_params={"field": "exponent"})
+    on_gpu = run_campaign(gpu, x, y, n_faults=300, seed=2, fault_params=EXP)
+    full = run_campaign(gpu, x, y, n_faults=300, seed=2, fault_params=EXP, suffix=False,
+                        cuda_graphs=False)
+    on_cpu = run_campaign(net, x, y, n_faults=300, seed=2, fault_params=EXP)
     assert state_bytes(gpu) == before
+    assert on_gpu.execution.startswith("cuda-graphs"), on_gpu.execution_reason
+    assert full.execution == "eager"
     assert (on_gpu.outcomes == full.outcomes).all()
+    assert on_gpu.state.changed == full.state.changed
     assert (on_gpu.outcomes == on_cpu.outcomes).mean() >= 0.97
     assert on_gpu.sdc.k + on_gpu.due.k > 10
+
+
+# one input batch or four (a graph per batch); 4 concurrent lanes (private copies) or 1
+@pytest.mark.parametrize("batch_size,lanes", [(1024, 4), (1024, 1), (64, 4)])
+def test_weight_graphs_equal_eager_full_forward(batch_size, lanes):
+    net, x, y = _resnet_data()
+    gpu = net.cuda()
+    before = state_bytes(gpu)
+    kw = dict(n_faults=240, seed=5, fault_params=EXP, batch_size=batch_size)
+    graphs = run_campaign(gpu, x, y, lanes=lanes, **kw)
+    eager = run_campaign(gpu, x, y, cuda_graphs=False, **kw)
+    full = run_campaign(gpu, x, y, suffix=False, cuda_graphs=False, **kw)
+    assert state_bytes(gpu) == before
+    assert graphs.path == "fx" and int(graphs.path_reason.split()[0]) >= 4
+    assert graphs.execution.startswith("cuda-graphs"), graphs.execution_reason
+    assert ("concurrent streams" in graphs.execution_reason) == (lanes > 1)
+    assert eager.execution == "eager" and "turned off" in eager.execution_reason
+    for other in (eager, full):
+        assert (graphs.outcomes == other.outcomes).all()
+        assert graphs.state.changed == other.state.changed
+    assert graphs.sdc.k + graphs.due.k > 10
+
+
+def test_layer_uniform_weight_faults_with_graphs():
+    net, x, y = _resnet_data(64)
+    gpu = net.cuda()
+    kw = dict(n_faults=150, seed=8, distribution="layer-uniform", fault_model="stuck_at_1",
+              pattern="")
+    a = run_campaign(gpu, x, y, **kw)
+    b = run_campaign(gpu, x, y, suffix=False, cuda_graphs=False, **kw)
+    assert a.execution == "cuda-graphs", a.execution_reason  # every start has >= 4 faults
+    assert (a.outcomes == b.outcomes).all()
+
+
+class Fragile(nn.Module):
+    """Synchronises with the host in its forward pass: capture fails, eager takes over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.fc.weight.fill_(1.0)
+
+    def forward(self, x):
+        if not bool(torch.isfinite(self.fc.weight).all()):
+            raise ValueError("non-finite weight")
+        return self.fc(x)
+
+
+def test_capture_failure_falls_back_to_eager():
+    m = Fragile().cuda().eval()
+    x = torch.rand(4, 2)
+    res = run_campaign(m, x, torch.zeros(4, dtype=torch.long), n_faults=10,
+                       fault_params={"bit": 30}, suffix=False)
+    assert res.counts["due"] == 10 and (res.outcomes == DUE).all()
+    assert res.execution == "eager" and "capture failed" in res.execution_reason
+    assert torch.equal(m.fc.weight, torch.ones(2, 2, device="cuda"))
+    act = run_campaign(m, x, torch.zeros(4, dtype=torch.long), n_faults=40, batch_size=4,
+                       target="activations", layer_types="all")
+    assert act.execution == "eager" and "capture failed" in act.execution_reason
 
 
 def test_activation_campaign_on_gpu_matches_cpu():
     net, x, y = make_data(1, n=256)
     gpu = copy.deepcopy(net).cuda()
-    a = run_campaign(gpu, x, y, target="activations", n_faults=1024, seed=4,
-                     fault_params={"field": "exponent"})
-    b = run_campaign(net, x, y, target="activations", n_faults=1024, seed=4,
-                     fault_params={"field": "exponent"})
+    a = run_campaign(gpu, x, y, target="activations", n_faults=1024, seed=4, batch_size=128,
+                     fault_params=EXP)
+    b = run_campaign(net, x, y, target="activations", n_faults=1024, seed=4, batch_size=128,
+                     fault_params=EXP)
+    assert a.execution == "cuda-graphs", a.execution_reason
     assert (a.outcomes == b.outcomes).mean() >= 0.97
+
+
+@pytest.mark.parametrize("name,lanes", [("bitflip", 4), ("bitflip", 1), ("stuck_at_0", 4),
+                                        ("random_value", 2)])
+def test_activation_graphs_equal_eager(name, lanes):
+    net, x, y = _resnet_data(100)
+    gpu = net.cuda()
+    kw = dict(target="activations", n_faults=1000, seed=3, batch_size=96, fault_model=name,
+              layer_types="all")
+    a = run_campaign(gpu, x, y, lanes=lanes, **kw)
+    b = run_campaign(gpu, x, y, cuda_graphs=False, **kw)
+    assert a.execution == "cuda-graphs", a.execution_reason
+    assert b.execution == "eager"
+    assert (a.outcomes == b.outcomes).all()  # 1000 = 10 full batches + 40 (padded in graphs)
+    assert a.state.changed == b.state.changed
+    if name == "bitflip":
+        assert a.sdc.k + a.due.k > 10
