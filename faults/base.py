@@ -100,6 +100,17 @@ class FaultModel(Plugin, kind="fault"):
         return f"{type(self).__name__}({args})"
 
 
+def check_k_and_field(k: Any, field: str, what: str) -> None:
+    """Validate the ``k`` and ``field`` parameters shared by multi-bit fault models."""
+    from faults.bits import FIELDS
+    from faults.errors import FaultError
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise FaultError(f"k ({what}) must be a positive int, got {k!r}")
+    if field not in (*FIELDS, "all"):
+        raise FaultError(f"unknown bit field {field!r}; accepted: {', '.join(FIELDS)}")
+
+
 def bits_to_payload(bits: np.ndarray) -> np.ndarray:
     """Single bit positions -> one-hot uint64 payloads."""
     return np.left_shift(np.uint64(1), bits.astype(np.uint64))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faults.base import FaultModel
-from faults.bits import FIELDS, BitLayout
+from faults.base import FaultModel, check_k_and_field
+from faults.bits import BitLayout
 from faults.errors import FaultError
 
 
@@ -35,12 +35,7 @@ class MultiBitFlip(FaultModel):
     Params = MultiBitFlipParams
 
     def check(self) -> None:
-        k = self.params.k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise FaultError(f"k (bits per fault) must be a positive int, got {self.params.k!r}")
-        if self.params.field not in (*FIELDS, "all"):
-            raise FaultError(f"unknown bit field {self.params.field!r}; accepted: "
-                             f"{', '.join(FIELDS)}")
+        check_k_and_field(self.params.k, self.params.field, "bits per fault")
 
     def check_layout(self, layout: BitLayout) -> None:
         width = len(layout.field(self.params.field))

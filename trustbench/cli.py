@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from trustbench import __version__
 from trustbench.config import OPTION_SPECS
@@ -27,12 +26,7 @@ def _suites_dir() -> Path:
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("benchmark options (the same as pytest's --bench-*)")
     for spec in OPTION_SPECS:
-        kwargs: dict[str, Any] = {"dest": spec.dest, "action": spec.action, "help": spec.help}
-        if spec.choices:
-            kwargs["choices"] = list(spec.choices)
-        if spec.metavar:
-            kwargs["metavar"] = spec.metavar
-        group.add_argument(spec.flag, **kwargs)
+        group.add_argument(spec.flag, **spec.add_kwargs())
 
 
 def cmd_run(args: argparse.Namespace) -> int:

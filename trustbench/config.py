@@ -53,6 +53,15 @@ class OptionSpec:
     def flag(self) -> str:
         return f"--bench-{self.name}"
 
+    def add_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``parser.addoption`` (pytest) and ``add_argument`` (argparse)."""
+        kwargs: dict[str, Any] = {"dest": self.dest, "action": self.action, "help": self.help}
+        if self.choices:
+            kwargs["choices"] = list(self.choices)
+        if self.metavar:
+            kwargs["metavar"] = self.metavar
+        return kwargs
+
 
 OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("task", "built-in task to run; repeatable (default: mnist5k-cnn and arrests-mlp)",

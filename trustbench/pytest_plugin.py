@@ -57,12 +57,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trustbench", "trustbench benchmark (pytest suites/)")
     for spec in OPTION_SPECS:
-        kwargs: dict[str, Any] = {"dest": spec.dest, "action": spec.action, "help": spec.help}
-        if spec.choices:
-            kwargs["choices"] = list(spec.choices)
-        if spec.metavar:
-            kwargs["metavar"] = spec.metavar
-        group.addoption(spec.flag, **kwargs)
+        group.addoption(spec.flag, **spec.add_kwargs())
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:
