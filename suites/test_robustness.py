@@ -103,6 +103,16 @@ def _headline(ctx: Ctx, norm: str) -> float:
     return profiles.headline_eps(ctx.eps, norm)
 
 
+def metric_id(name: str, *parts: Any) -> str:
+    """A metric name unique within the scorecard, e.g. ``robust_accuracy.pgd.linf.0.1``.
+
+    Gates and ``trustbench compare`` address metrics by ``pillar.name``, so every measured
+    (attack, norm, eps) gets its own name; the same values stay in ``params``.
+    """
+    tags = [f"{p:.4g}" if isinstance(p, float) else str(p) for p in parts]
+    return ".".join([name, *tags])
+
+
 def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
     lo, hi = e.interval()
     params = {
@@ -114,7 +124,7 @@ def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
         **extra,
     }
     record_metric(
-        "robust_accuracy",
+        metric_id("robust_accuracy", e.attack, e.norm, e.eps),
         e.robust_accuracy,
         unit="fraction",
         higher_is_better=True,
@@ -125,7 +135,7 @@ def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
     if e.clean_correct:
         k = int(e.success.sum())
         record_metric(
-            "attack_success_rate",
+            metric_id("attack_success_rate", e.attack, e.norm, e.eps),
             e.success_rate,
             unit="fraction",
             higher_is_better=False,
@@ -135,7 +145,7 @@ def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
         )
     pps = e.passes_per_sample
     record_metric(
-        "attack_passes_per_sample",
+        metric_id("attack_passes_per_sample", e.attack, e.norm, e.eps),
         pps["forward"] + pps["backward"],
         unit="passes/sample",
         higher_is_better=False,
@@ -213,7 +223,7 @@ def test_eps_sweep(ctx, norm, record_metric, record_check):
     )
     evs = [ctx.pgd(norm, e) for e in grid]
     record_metric(
-        "robust_accuracy_vs_eps",
+        metric_id("robust_accuracy_vs_eps", norm),
         {
             "x": grid,
             "y": [e.robust_accuracy for e in evs],
@@ -308,7 +318,7 @@ def test_worst_case_robust_accuracy(ctx, norm, record_metric):
     k = int(robust.sum())
     names = [e.attack for e in members]
     record_metric(
-        "worst_case_robust_accuracy",
+        metric_id("worst_case_robust_accuracy", norm),
         k / n,
         unit="fraction",
         higher_is_better=True,
@@ -326,7 +336,7 @@ def test_worst_case_robust_accuracy(ctx, norm, record_metric):
             ens &= e.robust[:m]
         ke = int(ens.sum())
         record_metric(
-            "ensemble_robust_accuracy",
+            metric_id("ensemble_robust_accuracy", norm),
             ke / m,
             unit="fraction",
             higher_is_better=True,
@@ -364,7 +374,7 @@ def test_carlini_wagner_l2(ctx, record_metric):
         acc = robust_accuracy_at(e, eps)
         k = round(acc * e.n)
         record_metric(
-            "robust_accuracy",
+            metric_id("robust_accuracy", "cw-l2", "l2", float(eps)),
             acc,
             unit="fraction",
             higher_is_better=True,

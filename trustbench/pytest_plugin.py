@@ -262,7 +262,14 @@ class ScorecardWriter:
                 if kind == "task" and rec.meta is None:
                     rec.meta, rec.device = p["meta"], p.get("device")
                 elif kind == "metric":
-                    rec.metrics.append(Metric.from_dict(p["metric"]))
+                    metric = Metric.from_dict(p["metric"])
+                    if any(m.key == metric.key for m in rec.metrics):
+                        msg = (f"task {rec.name}: metric {metric.key} was recorded twice "
+                               f"(again by {metric.test}); gates and compare address metrics by "
+                               "pillar.name, so give each measurement its own name")
+                        if msg not in self.errors:
+                            self.errors.append(msg)
+                    rec.metrics.append(metric)
                 elif kind == "check":
                     check = Check(**p["check"])
                     rec.checks.append(check)

@@ -123,6 +123,16 @@ def test_groups(task):
     assert failed[0]["detail"] == "square 0.9 > pgd 0.1"
 
 
+def test_duplicate_metric_names_are_an_error(pytester):
+    pytester.makepyfile(test_demo=DEMO + '''
+def test_again(task, record_metric):
+    record_metric("accuracy", 0.5, unit="fraction")
+''')
+    result = _run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*metric demo.accuracy was recorded twice*"])
+
+
 def test_update_scorecard_hook(pytester):
     pytester.makeconftest('''
 def pytest_trustbench_update_scorecard(config, scorecard):

@@ -102,6 +102,12 @@ def test_schema_violation_is_named(tmp_path):
     assert "run/status" in str(err.value) and "unit" in str(err.value)
 
 
+def test_duplicate_metric_names_fail_validation():
+    d = make_card().to_dict()
+    d["metrics"].append(dict(d["metrics"][0]))
+    assert any("appears twice" in e for e in sc.validation_errors(d))
+
+
 def test_metric_shapes_and_plain_values():
     import numpy as np
 
