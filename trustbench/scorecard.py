@@ -298,16 +298,18 @@ def validation_errors(data: Any) -> list[str]:
     for err in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
         errors.append(f"{where}: {err.message}")
-    seen: set[tuple[Any, Any] | None] = set()
+    seen: set[str] = set()
     for i, m in enumerate(data.get("metrics", [])):
+        if not isinstance(m, dict):
+            continue  # the schema errors above name it
         try:
-            value_shape(m.get("value") if isinstance(m, dict) else None)
+            value_shape(m.get("value"))
         except ValueError as exc:
             errors.append(f"metrics/{i}/value: {exc}")
-        key = (m.get("pillar"), m.get("name")) if isinstance(m, dict) else None
-        if key is not None and key in seen:
-            errors.append(f"metrics/{i}: metric {key[0]}.{key[1]} appears twice; metric names "
-                          "must be unique within a pillar")
+        key = f"{m.get('pillar')}.{m.get('name')}"
+        if key in seen:
+            errors.append(f"metrics/{i}: metric {key} appears twice; metric names must be unique "
+                          "within a pillar")
         seen.add(key)
     return errors
 
