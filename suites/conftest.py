@@ -15,6 +15,9 @@ def pytest_configure(config: pytest.Config) -> None:
             "the trustbench pytest plugin is not loaded: install trustbench "
             "(`pip install -e .` in the repository) before running `pytest suites/`"
         )
+    from trustbench.config import apply_offline_env
+
+    apply_offline_env()  # the benchmark never downloads unless the user set these variables
 
 
 @pytest.fixture(scope="session")

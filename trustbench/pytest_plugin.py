@@ -65,7 +65,11 @@ def _options(config: pytest.Config) -> dict[str, Any]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    apply_offline_env()
+    # The plugin is loaded in every pytest session of an environment with trustbench installed;
+    # only a benchmark run (a --bench-* option, or the suites' own conftest) goes offline here,
+    # the task fixture does it for every run before it builds a task.
+    if any(v is not None for v in _options(config).values()):
+        apply_offline_env()
     try:
         run_config = build_config(_options(config), config.invocation_params.dir)
     except BenchError as exc:
@@ -125,6 +129,7 @@ def task(request: pytest.FixtureRequest, bench_config: RunConfig) -> Any:
     if name in _TASK_ERRORS:
         pytest.fail(_TASK_ERRORS[name], pytrace=False)
     if name not in _TASKS:
+        apply_offline_env()
         try:
             if bench_config.model:
                 from trustbench.builtin_tasks import build_open_task

@@ -326,3 +326,10 @@ def test_import_is_light():
         "'matplotlib', 'pandas') if m in sys.modules]; print(heavy); assert not heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_plugin_leaves_other_sessions_online(pytester, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    pytester.makepyfile(test_plain="import os\ndef test_x():\n"
+                                   "    assert 'HF_HUB_OFFLINE' not in os.environ\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
