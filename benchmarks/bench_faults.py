@@ -28,7 +28,10 @@ timed too (eager and CUDA graph, strict fp32 and TF32): the ceiling of activatio
 On a GPU, weight-fault rows also show suffix recomputation without concurrent lanes
 (``suffix_graphs_1_lane``) and with cuDNN convolutions in TF32 (``trustbench_tf32_conv``, not
 the default: decisions may differ from strict fp32); ``--explore`` adds other lane counts and
-activation batch sizes.
+activation batch sizes. ``--fault-batches`` adds batched weight faults (``fault_batch=K``: K
+faults of one start segment share one pass of the later segments; rows ``fault_batch_K``, with
+``--explore`` on a GPU also ``fault_batch_K_1_lane``), each with its decisions compared with the
+full forward pass.
 
 Run::
 
@@ -177,6 +180,43 @@ def forward_ceiling(model, x, reps: int = 20) -> dict:
     return out
 
 
+def segment_times(model, x, sizes=(256, 1024, 4096), reps: int = 20) -> dict:
+    """GPU microseconds per 256 inputs of each segment of the weight-fault chain, replayed as a
+    CUDA graph at several batch sizes (strict fp32): what batched faults could save."""
+    from faults.engine import strict_fp32
+    from faults.segments import linearise
+    from faults.sites import weight_sites
+
+    sites = weight_sites(model, ["Conv2d", "Linear"])
+    chain = linearise(model, [s.tensor for s in sites], x)
+    out: dict = {"params_per_segment": [sum(p.numel() for p in seg.parameters())
+                                        for seg in chain.segments]}
+    with strict_fp32(), torch.no_grad():
+        inputs, _ = chain.trace(x)
+        for bsz in sizes:
+            row = []
+            for k, seg in enumerate(chain.segments):
+                h = inputs[k][torch.arange(bsz, device=x.device) % len(x)]
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    seg(h)
+                torch.cuda.current_stream().wait_stream(side)
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    seg(h)
+                g.replay()
+                sync(x.device)
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    g.replay()
+                sync(x.device)
+                row.append(round((time.perf_counter() - t0) / reps * 1e6 * 256 / bsz, 1))
+                del g
+            out[f"us_per_256_at_{bsz}"] = row
+    return out
+
+
 def profile_forward(model, x) -> str:
     """Table of the CUDA kernels of one strict-fp32 forward pass (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -234,6 +274,12 @@ def main() -> None:
                     help="also time other lane counts and activation batch sizes (CUDA)")
     ap.add_argument("--profile", action="store_true",
                     help="also print the CUDA kernels of one strict-fp32 forward pass")
+    ap.add_argument("--fault-batches", default="4,8,16",
+                    help="also time weight faults evaluated K at a time (batched faults), for "
+                         "these K (comma-separated; empty: skip)")
+    ap.add_argument("--segment-times", action="store_true",
+                    help="also time each segment of the weight-fault chain at several batch "
+                         "sizes (CUDA)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
     if args.threads:
@@ -314,6 +360,47 @@ def main() -> None:
                 row["agree_with_pytorchfi"] = int((pfi == ours).sum())
                 row["speedup_vs_pytorchfi"] = t_pfi / t_fast
             row["speedup_vs_full_forward"] = t_full / t_fast
+            for kb in [int(v) for v in args.fault_batches.split(",") if v.strip()]:
+                lane_opts = [None, 1] if (args.explore and device.type == "cuda") else [None]
+                for lanes in lane_opts:
+                    t_o, other = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                                distribution=dist, fault_batch=kb, lanes=lanes,
+                                                layer_types=("Conv2d", "Linear"))
+                    key = f"fault_batch_{kb}" + ("_1_lane" if lanes == 1 else "")
+                    row[key] = {"inj_per_s": args.faults / t_o,
+                                "inj_per_s_loop_only": other.faults_per_second,
+                                "execution": other.execution,
+                                "execution_reason": other.execution_reason,
+                                "outcomes_equal_to_full": int((other.outcomes
+                                                               == full.outcomes).sum()),
+                                "changed_equal_to_full": int(np.sum(
+                                    np.asarray(other.state.changed)
+                                    == np.asarray(full.state.changed)))}
+                    if "pytorchfi" in row:
+                        row[key]["speedup_vs_pytorchfi"] = (args.faults / t_o) / row[
+                            "pytorchfi"]["inj_per_s"]
+                if args.explore:  # groups only where more than the head follows the segment
+                    from faults.engine import WeightFaultEngine
+
+                    plain = WeightFaultEngine._groupable
+
+                    def deep(self, st, plain=plain):
+                        return st < len(self.chain.segments) - 2 and plain(self, st)
+
+                    WeightFaultEngine._groupable = deep  # type: ignore[method-assign]
+                    try:
+                        t_o, other = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                                    distribution=dist, fault_batch=kb,
+                                                    layer_types=("Conv2d", "Linear"))
+                    finally:
+                        WeightFaultEngine._groupable = plain  # type: ignore[method-assign]
+                    row[f"fault_batch_{kb}_not_last_block"] = {
+                        "inj_per_s": args.faults / t_o,
+                        "inj_per_s_loop_only": other.faults_per_second,
+                        "execution_reason": other.execution_reason,
+                        "outcomes_equal_to_full": int((other.outcomes == full.outcomes).sum()),
+                        "changed_equal_to_full": int(np.sum(np.asarray(other.state.changed)
+                                                            == np.asarray(full.state.changed)))}
             if args.explore and device.type == "cuda" and dist == "bit-uniform":
                 for lanes in (2, 8):
                     t_o, other = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
@@ -399,6 +486,8 @@ def main() -> None:
                     (n / t_act) / (reps * len(x) / t_pfi))
     if args.profile and device.type == "cuda":
         results["profile"] = profile_forward(model, x)
+    if args.segment_times and device.type == "cuda":
+        results["segment_times"] = segment_times(model, x)
     print(json.dumps(results, indent=2))
     print(summary(results))
     if "profile" in results:
@@ -413,10 +502,14 @@ def summary(results: dict) -> str:
     lines = [f"# {results['env']['device']} torch {results['env']['torch']} "
              f"{results['env']['model']} batch {results['env']['batch']}"]
     for dist, row in results["weights"].items():
+        batched = sorted(k for k in row if k.startswith("fault_batch_"))
         cells = [f"{k}={row[k]['inj_per_s']:.0f}/s" for k in
                  ("pytorchfi", "full_forward", "full_forward_graph", "suffix_eager",
                   "suffix_graphs_1_lane", "lanes_2", "lanes_8", "trustbench_tf32_conv",
                   "trustbench") if k in row]
+        cells += [f"{k}={row[k]['inj_per_s']:.0f}/s (loop {row[k]['inj_per_s_loop_only']:.0f},"
+                  f" eq {row[k]['outcomes_equal_to_full']}, chg {row[k]['changed_equal_to_full']})"
+                  for k in batched]
         ratio = row.get("speedup_vs_pytorchfi")
         lines.append(f"weights {dist}: " + " ".join(cells)
                      + (f" | x pytorchfi {ratio:.1f}" if ratio else "")
@@ -426,6 +519,8 @@ def summary(results: dict) -> str:
         if isinstance(v, dict) and "faults_per_s" in v:
             lines.append(f"activations {k}: {v['faults_per_s']:.0f} faults/s"
                          + (f" ({v['execution']})" if "execution" in v else ""))
+    for k, v in results.get("segment_times", {}).items():
+        lines.append(f"segments {k}: {v}")
     for bsz, modes in results["activations"].get("forward_ceiling", {}).items():
         lines.append(f"forward batch {bsz}: " + " ".join(
             f"{m}={v['eager_images_per_s']:.0f}/{v['graph_images_per_s']:.0f}"

@@ -62,6 +62,24 @@ WEIGHT_LANES = 2
 ACTIVATION_SAMPLES_IN_FLIGHT = 1024
 
 
+#: Faults evaluated together per pass of the later segments (weights), by device type; 1: off.
+WEIGHT_FAULT_BATCH = {"cuda": 1, "cpu": 1}
+
+
+def default_fault_batch(device_type: str) -> int:
+    """``fault_batch`` when ``CampaignConfig.fault_batch`` is None (:data:`WEIGHT_FAULT_BATCH`;
+    1 on other devices): batched faults are opt-in.
+
+    Measured (benchmarks/bench_faults.py, 200 single-bit weight flips, decisions equal to the
+    full forward pass in every run): on an H100 (resnet18, batch 256, strict fp32) K = 4, 8, 16
+    were no faster than one fault per pass (at best within run-to-run noise, with 2 lanes up to
+    2.2x slower; K = 16 puts 4096 inputs through layer4, where cuDNN's fp32 kernels are 5-12x
+    slower per input than at 1024); on 2 CPU cores (mnist5k-cnn, batch 1000) K = 2, 4, 8 ran at
+    the same speed within noise.
+    """
+    return WEIGHT_FAULT_BATCH.get(device_type, 1)
+
+
 def default_lanes(target: str, batch_size: int, device_type: str) -> int:
     """Lanes when ``CampaignConfig.lanes`` is None: 1 off CUDA; weights :data:`WEIGHT_LANES`;
     activations enough batches for :data:`ACTIVATION_SAMPLES_IN_FLIGHT` samples, at most 4.
@@ -116,6 +134,11 @@ class CampaignConfig:
         With CUDA graphs, how many faults (weights) or batches (activations) run at once on
         concurrent streams; None: :func:`default_lanes`. Weight faults on concurrent lanes flip
         private copies of the faulted tensors (see :class:`faults.engine.WeightFaultEngine`).
+    fault_batch
+        Weight faults: evaluate this many faults that start at the same segment in one pass of
+        the later segments (the faulted segment still runs once per fault, on the real weights;
+        see :class:`faults.engine.WeightFaultEngine`); 1: one fault per pass; None:
+        :func:`default_fault_batch`.
     progress
         Show a tqdm progress bar.
     checkpoint_every
@@ -138,6 +161,7 @@ class CampaignConfig:
     suffix: bool = True
     cuda_graphs: bool = True
     lanes: int | None = None
+    fault_batch: int | None = None
     progress: bool = False
     checkpoint_every: int | None = None
 
@@ -161,9 +185,10 @@ class CampaignConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise FaultError(f"{name} must be a positive integer, got {v!r}")
-        if self.lanes is not None and (isinstance(self.lanes, bool)
-                                       or not isinstance(self.lanes, int) or self.lanes < 1):
-            raise FaultError(f"lanes must be a positive integer or None, got {self.lanes!r}")
+        for name in ("lanes", "fault_batch"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise FaultError(f"{name} must be a positive integer or None, got {v!r}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise FaultError("checkpoint_every must be a positive integer or None")
 
@@ -407,7 +432,8 @@ def run_campaign(
                                   else cfg.pattern)
             engine: Any = WeightFaultEngine(model, wsites, x, y, batch_size=cfg.batch_size,
                                             suffix=cfg.suffix, cuda_graphs=cfg.cuda_graphs,
-                                            lanes=lanes)
+                                            lanes=lanes, fault_batch=cfg.fault_batch
+                                            or default_fault_batch(_device_type(model)))
             names = [s.name for s in wsites]
             types = [s.layer_type for s in wsites]
             numel = [s.numel for s in wsites]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -92,12 +93,16 @@ class _ResNetLike(nn.Module):
         return self.fc(h.mean(dim=(2, 3)))
 
 
-def test_engine_matches_naive_on_residual_model():
+@pytest.mark.parametrize("fault_batch", [1, 4])
+def test_engine_matches_naive_on_residual_model(fault_batch):
+    """Also with batched faults (4 faults of one start segment per pass of the later ones)."""
     torch.manual_seed(1)
     model = _ResNetLike().eval()
     x, y = _data(1, 64, (1, 8, 8), model)
-    res = _crosscheck(model, x, y, 80, fault_params={"field": "exponent"})
+    res = _crosscheck(model, x, y, 80, fault_params={"field": "exponent"},
+                      fault_batch=fault_batch)
     assert res.path == "fx" and int(res.path_reason.split()[0]) >= 3
+    assert ("4 at a time" in res.execution_reason) == (fault_batch == 4)
 
 
 def test_activation_faults_match_single_sample_runs():

@@ -37,6 +37,50 @@ def make_data(seed: int = 0, n: int = 96) -> tuple[nn.Module, torch.Tensor, torc
     return net, x, y
 
 
+class _Block(nn.Module):
+    """Residual block: conv, BN, ReLU, conv, add, ReLU."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+        self.b = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(x + self.b(torch.relu(self.bn(self.a(x)))))
+
+
+class ResNetLike(nn.Module):
+    """Stem, three residual blocks, global pooling, a linear head (3x12x12 inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.blocks = nn.Sequential(_Block(16), _Block(16), _Block(16))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        h = self.blocks(torch.relu(self.stem(x)))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def make_resnet_data(n: int = 200) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A small residual net (fx: 5 segments), random BN statistics, inputs and labels."""
+    torch.manual_seed(0)
+    net = ResNetLike().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n, 3, 12, 12, generator=g)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    y = torch.where(torch.rand(n, generator=g) < 0.3, (y + 1) % 10, y)
+    return net, x, y
+
+
 @pytest.fixture
 def tiny():
     return make_data()

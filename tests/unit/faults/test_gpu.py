@@ -11,7 +11,7 @@ from torch import nn
 from faults.campaign import run_campaign
 from faults.engine import DUE
 
-from .conftest import make_data, state_bytes
+from .conftest import make_data, make_resnet_data, state_bytes
 
 pytestmark = [
     pytest.mark.gpu,
@@ -19,45 +19,6 @@ pytestmark = [
 ]
 
 EXP = {"field": "exponent"}
-
-
-class _Block(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.a = nn.Conv2d(c, c, 3, padding=1)
-        self.bn = nn.BatchNorm2d(c)
-        self.b = nn.Conv2d(c, c, 3, padding=1)
-
-    def forward(self, x):
-        return torch.relu(x + self.b(torch.relu(self.bn(self.a(x)))))
-
-
-class ResNetLike(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, padding=1)
-        self.blocks = nn.Sequential(_Block(16), _Block(16), _Block(16))
-        self.fc = nn.Linear(16, 10)
-
-    def forward(self, x):
-        h = self.blocks(torch.relu(self.stem(x)))
-        return self.fc(h.mean(dim=(2, 3)))
-
-
-def _resnet_data(n: int = 200):
-    torch.manual_seed(0)
-    net = ResNetLike().eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(n, 3, 12, 12, generator=g)
-    with torch.no_grad():
-        y = net(x).argmax(1)
-    y = torch.where(torch.rand(n, generator=g) < 0.3, (y + 1) % 10, y)
-    return net, x, y
 
 
 def test_weight_campaign_on_gpu_matches_cpu():
@@ -80,7 +41,7 @@ def test_weight_campaign_on_gpu_matches_cpu():
 # one input batch or four (a graph per batch); 4 concurrent lanes (private copies) or 1
 @pytest.mark.parametrize("batch_size,lanes", [(1024, 4), (1024, 1), (64, 4)])
 def test_weight_graphs_equal_eager_full_forward(batch_size, lanes):
-    net, x, y = _resnet_data()
+    net, x, y = make_resnet_data()
     gpu = net.cuda()
     before = state_bytes(gpu)
     kw = dict(n_faults=240, seed=5, fault_params=EXP, batch_size=batch_size)
@@ -98,8 +59,27 @@ def test_weight_graphs_equal_eager_full_forward(batch_size, lanes):
     assert graphs.sdc.k + graphs.due.k > 10
 
 
+# batched faults: K faults of one start segment per pass of the later segments, in graphs on
+# the main stream (1 lane) or on 2 lanes with private copies; one input batch or four
+@pytest.mark.parametrize("batch_size,lanes,fault_batch", [(1024, 1, 4), (1024, 2, 4),
+                                                         (64, 2, 3)])
+def test_batched_weight_faults_equal_eager_full_forward(batch_size, lanes, fault_batch):
+    net, x, y = make_resnet_data()
+    gpu = net.cuda()
+    before = state_bytes(gpu)
+    kw = dict(n_faults=240, seed=5, fault_params=EXP, batch_size=batch_size)
+    batched = run_campaign(gpu, x, y, lanes=lanes, fault_batch=fault_batch, **kw)
+    full = run_campaign(gpu, x, y, suffix=False, cuda_graphs=False, **kw)
+    assert state_bytes(gpu) == before
+    assert batched.execution.startswith("cuda-graphs"), batched.execution_reason
+    assert f"ran {fault_batch} at a time" in batched.execution_reason, batched.execution_reason
+    assert (batched.outcomes == full.outcomes).all()
+    assert batched.state.changed == full.state.changed
+    assert batched.sdc.k + batched.due.k > 10
+
+
 def test_layer_uniform_weight_faults_with_graphs():
-    net, x, y = _resnet_data(64)
+    net, x, y = make_resnet_data(64)
     gpu = net.cuda()
     kw = dict(n_faults=150, seed=8, distribution="layer-uniform", fault_model="stuck_at_1",
               pattern="")
@@ -151,7 +131,7 @@ def test_activation_campaign_on_gpu_matches_cpu():
 @pytest.mark.parametrize("name,lanes", [("bitflip", 4), ("bitflip", 1), ("stuck_at_0", 4),
                                         ("random_value", 2)])
 def test_activation_graphs_equal_eager(name, lanes):
-    net, x, y = _resnet_data(100)
+    net, x, y = make_resnet_data(100)
     gpu = net.cuda()
     kw = dict(target="activations", n_faults=1000, seed=3, batch_size=96, fault_model=name,
               layer_types="all")
