@@ -100,3 +100,28 @@ def test_dataset_spec_errors(tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(DataError, match="unsupported file type"):
         D.load_dataset_spec(str(tmp_path / "x.txt"))
+
+
+@pytest.mark.slow
+def test_cifar10_task_builds_from_a_local_folder(tmp_path, monkeypatch, cpu_config):
+    """The cifar10-resnet18 task end to end (loading, normalisation, training path) on 8 images."""
+    import datasets
+
+    from trustbench.tasks import build_task
+
+    rng = np.random.default_rng(0)
+    rows = {"img": [{"bytes": _png(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)),
+                     "path": None} for _ in range(8)],
+            "label": [i % 10 for i in range(8)]}
+    feats = datasets.Features({"img": datasets.Image(),
+                               "label": datasets.ClassLabel(names=D.CIFAR10_CLASSES)})
+    for split in ("train", "test"):
+        datasets.Dataset.from_dict(rows, features=feats).to_parquet(
+            str(tmp_path / f"{split}-00000-of-00001.parquet"))
+    monkeypatch.setenv("TRUSTBENCH_CIFAR10", str(tmp_path))
+    monkeypatch.setenv("TRUSTBENCH_CACHE", str(tmp_path / "cache"))
+    task = build_task("cifar10-resnet18", cpu_config)
+    assert task.input_shape == (3, 32, 32) and task.class_names == D.CIFAR10_CLASSES
+    assert task.normalization["mean"] == [0.4914, 0.4822, 0.4465]
+    assert task.logits(task.x_test).shape == (8, 10)
+    assert task.attack_defaults["linf"] == [8 / 255]

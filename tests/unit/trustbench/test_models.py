@@ -96,3 +96,8 @@ def test_sha256_is_stable_and_sensitive():
         a.weight[0, 0] += 1e-7
     assert M.state_sha256(a) != h
     assert M.count_parameters(a) == 10 and M.model_size_bytes(a) == 40
+
+
+def test_sha256_handles_zero_dim_buffers():
+    bn = nn.BatchNorm2d(3)  # num_batches_tracked is a 0-dim int64 buffer
+    assert len(M.state_sha256(bn)) == 64
