@@ -143,14 +143,60 @@ def check_monotone_in_eps(
     return CheckResult("robustness.monotone_in_eps", ok, detail)
 
 
+def substitution_breakable(
+    x: torch.Tensor, y: torch.Tensor, pool_x: torch.Tensor, pool_pred: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """Which samples an attacker could break by *substituting* an existing input.
+
+    Sample ``i`` is breakable when some input of the pool lies within L-inf distance ``eps``
+    of ``x[i]`` and the model predicts a class other than ``y[i]`` for it: the attack could
+    simply return that input. Returns a bool tensor over the samples (on ``x``'s device).
+    """
+    flat = x.reshape(len(x), -1)
+    pool = pool_x.reshape(len(pool_x), -1).to(flat)
+    other = pool_pred.to(y.device)[None, :] != y[:, None]
+    out = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for i in range(0, len(x), 256):  # chunks keep the distance matrix small
+        d = (flat[i : i + 256, None, :] - pool[None, :, :]).abs().amax(-1)
+        out[i : i + 256] = ((d <= eps) & other[i : i + 256]).any(1)
+    return out
+
+
 def check_unbounded_eps(
-    robust_k: int, n: int, eps: float, *, max_accuracy: float = 0.01, label: str = ""
+    robust_k: int,
+    n: int,
+    eps: float,
+    *,
+    max_accuracy: float = 0.01,
+    label: str = "",
+    robust: torch.Tensor | None = None,
+    breakable: torch.Tensor | None = None,
 ) -> CheckResult:
     """At an eps that covers the whole input range, robust accuracy must be <= 1 %.
 
     Every input is reachable then, so any correctly classified sample left means the attack,
-    not the model, failed (Carlini et al. 2019, section 5.5).
+    not the model, failed (Carlini et al. 2019, section 5.5). With ``robust`` (per sample,
+    robust under the attack) and ``breakable`` (from :func:`substitution_breakable`), only the
+    samples a substitution of an existing input would break count against the attack: a model
+    that predicts one class everywhere within reach (an untrained or degenerate model) cannot
+    be broken by any attack, and that is not gradient masking.
     """
+    if robust is not None and breakable is not None:
+        missed = int((robust.cpu() & breakable.cpu()).sum())
+        unreachable = robust_k - missed
+        ok = missed / n <= max_accuracy if n else True
+        detail = (
+            f"{label}robust accuracy {robust_k / n if n else 0.0:.3f} ({robust_k}/{n}) at eps "
+            f"{eps:g}, which covers the whole input range; {missed} robust sample(s) could be "
+            f"broken by substituting an existing input predicted as another class "
+            f"(must be <= {max_accuracy:.0%} of {n})"
+        )
+        if unreachable:
+            detail += (f"; {unreachable} robust sample(s) have no input of another predicted "
+                       "class within reach (the model's prediction is constant there)")
+        if not ok:
+            detail += ": the attack cannot reach inputs that exist; gradient masking suspected"
+        return CheckResult("robustness.unbounded_eps_breaks_all", ok, detail)
     acc = robust_k / n if n else 0.0
     ok = acc <= max_accuracy
     detail = (

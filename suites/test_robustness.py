@@ -255,7 +255,13 @@ def test_eps_sweep(ctx, norm, record_metric, record_check):
             n=e.n,
             params={"attack": "pgd", "norm": "linf", "eps": cover},
         )
-        r = checks.check_unbounded_eps(e.robust_correct, e.n, cover)
+        pool_pred = ctx.task.predict(ctx.x)
+        breakable = checks.substitution_breakable(
+            ctx.x.to(ctx.task.device), ctx.y.to(ctx.task.device), ctx.x, pool_pred, cover
+        )
+        r = checks.check_unbounded_eps(
+            e.robust_correct, e.n, cover, robust=e.robust, breakable=breakable
+        )
         record_check(r.name, r.passed, r.detail)
 
 

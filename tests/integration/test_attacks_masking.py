@@ -53,6 +53,36 @@ def test_masked_model_is_flagged(models) -> None:
     assert not checks.check_input_gradients(masked, x, y).passed
     big = evaluate_attack(attacks.PGD(eps=1.0), masked, x, y)
     assert not checks.check_unbounded_eps(big.robust_correct, big.n, 1.0).passed
+    # with the substitution bound too: other digits exist within reach, so still flagged
+    pred = masked(x).argmax(1)
+    breakable = checks.substitution_breakable(x, y, x, pred, 1.0)
+    assert breakable.float().mean() > 0.9
+    assert not checks.check_unbounded_eps(big.robust_correct, big.n, 1.0, robust=big.robust,
+                                          breakable=breakable).passed
+
+
+def test_constant_model_is_not_called_masked(models) -> None:
+    """A model that predicts one class everywhere cannot be broken by any attack; that is a
+    degenerate model, not gradient masking."""
+    _, _, x, y = models
+
+    class Constant(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(64, 10)
+
+        def forward(self, inp: torch.Tensor) -> torch.Tensor:
+            out = self.lin(inp.flatten(1)) * 1e-3
+            return out + torch.nn.functional.one_hot(torch.tensor(3), 10).float() * 10
+
+    const = Constant().eval()
+    big = evaluate_attack(attacks.PGD(eps=1.0), const, x, y)
+    assert big.robust_correct == int((y == 3).sum()) > 0
+    assert not checks.check_unbounded_eps(big.robust_correct, big.n, 1.0).passed
+    breakable = checks.substitution_breakable(x, y, x, const(x).argmax(1), 1.0)
+    r = checks.check_unbounded_eps(big.robust_correct, big.n, 1.0, robust=big.robust,
+                                   breakable=breakable)
+    assert r.passed and "no input of another predicted class" in r.detail
 
 
 @pytest.mark.slow
