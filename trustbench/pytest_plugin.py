@@ -312,16 +312,14 @@ class ScorecardWriter:
                              | {m.pillar for m in rec.metrics}):
             has_metrics = any(m.pillar == pillar for m in rec.metrics)
             if rec.failed.get(pillar):
-                pillars[pillar] = PillarResult("failed", "; ".join(rec.failed[pillar][:3]),
-                                               pillar_score(rec.metrics, pillar))
+                pillars[pillar] = PillarResult("failed", "; ".join(rec.failed[pillar][:3]))
             elif has_metrics:
                 bad = [c for c in rec.checks if c.pillar == pillar and not c.passed]
                 reason = ("validity check failed: " + ", ".join(c.name for c in bad)) if bad \
                     else None
-                pillars[pillar] = PillarResult("measured", reason,
-                                               pillar_score(rec.metrics, pillar))
+                pillars[pillar] = PillarResult("measured", reason)
             elif rec.passed.get(pillar):
-                pillars[pillar] = PillarResult("measured", "no metrics recorded", None)
+                pillars[pillar] = PillarResult("measured", "no metrics recorded")
             else:
                 reasons = sorted(set(rec.skipped.get(pillar, [])))
                 pillars[pillar] = PillarResult("skipped", "; ".join(reasons) or None, None)
@@ -365,12 +363,14 @@ class ScorecardWriter:
         card = Scorecard(run=run, system=self._system(), task=meta, metrics=list(rec.metrics),
                          pillars=pillars, checks=list(rec.checks))
         if final:
+            self.config.hook.pytest_trustbench_update_scorecard(config=self.config, scorecard=card)
+        # Scores last, from the metrics as they will be written (a hook may have added some).
+        for p, result in card.pillars.items():
+            if result.status != "skipped":
+                result.score = pillar_score(card.metrics, p)
+        if final:
             from trustbench.gates import evaluate_gate, parse_gate
 
-            self.config.hook.pytest_trustbench_update_scorecard(config=self.config, scorecard=card)
-            card.pillars = {p: PillarResult(r.status, r.reason, pillar_score(card.metrics, p)
-                                            if r.status != "skipped" else None)
-                            for p, r in card.pillars.items()}
             card.gates = [evaluate_gate(parse_gate(g), card) for g in rc.gates]
         return card
 
