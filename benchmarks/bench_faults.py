@@ -18,7 +18,12 @@ Methods, all in strict fp32 (TF32 off), on the same faults:
 ``suffix_eager`` (CUDA only)
     suffix recomputation without CUDA graphs;
 ``trustbench``
-    trustbench's engine with its defaults: suffix recomputation, CUDA graphs on a GPU.
+    trustbench's engine with its defaults: suffix recomputation, CUDA graphs on a GPU;
+``cuts_one_value``, ``cuts_multi_value``
+    the same defaults, with the chain cut only where one value is alive (``max_live=1``:
+    between residual blocks, a fault in a block's conv2 re-runs the whole block), or also
+    where several are (``max_live=4``: inside the blocks, from the cached branch activation
+    and block input); the default is ``faults.campaign.default_max_live`` of the device.
 
 Activation faults: trustbench's one-bit-flip-per-sample hooks (CUDA graph of the faulty forward
 pass on a GPU; eager too, for comparison) against PyTorchFI's ``random_neuron_inj_batched``
@@ -287,6 +292,7 @@ def main() -> None:
     import faults  # noqa: F401  (registers the fault models)
     from faults.campaign import plan_faults
     from faults.engine import strict_fp32
+    from faults.segments import MAX_LIVE
     from faults.sites import weight_sites
 
     device = torch.device(args.device)
@@ -335,6 +341,14 @@ def main() -> None:
                                  "execution_reason": fast.execution_reason}
             row["full_forward"] = {"inj_per_s": args.faults / t_full,
                                    "execution": full.execution}
+            for key, ml in (("cuts_one_value", 1), ("cuts_multi_value", MAX_LIVE)):
+                t_c, cut = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                          distribution=dist, layer_types=("Conv2d", "Linear"),
+                                          max_live=ml)
+                row[key] = {
+                    "inj_per_s": args.faults / t_c, "inj_per_s_loop_only": cut.faults_per_second,
+                    "path_reason": cut.path_reason, "execution_reason": cut.execution_reason,
+                    "outcomes_equal_to_full": int((cut.outcomes == full.outcomes).sum())}
             ours = fast.outcomes != 0
             row["agree_suffix_vs_full"] = int((ours == (full.outcomes != 0)).sum())
             row["outcomes_equal_suffix_vs_full"] = int((fast.outcomes == full.outcomes).sum())
@@ -506,7 +520,11 @@ def summary(results: dict) -> str:
         cells = [f"{k}={row[k]['inj_per_s']:.0f}/s" for k in
                  ("pytorchfi", "full_forward", "full_forward_graph", "suffix_eager",
                   "suffix_graphs_1_lane", "lanes_2", "lanes_8", "trustbench_tf32_conv",
-                  "trustbench") if k in row]
+                  "cuts_one_value", "cuts_multi_value", "trustbench") if k in row]
+        cells += [f"(loop only: trustbench {row['trustbench']['inj_per_s_loop_only']:.0f}/s, "
+                  f"one-value cuts {row['cuts_one_value']['inj_per_s_loop_only']:.0f}/s, "
+                  f"multi-value cuts {row['cuts_multi_value']['inj_per_s_loop_only']:.0f}/s; "
+                  f"default chain: {row['trustbench']['path_reason'][:60]})"]
         cells += [f"{k}={row[k]['inj_per_s']:.0f}/s (loop {row[k]['inj_per_s_loop_only']:.0f},"
                   f" eq {row[k]['outcomes_equal_to_full']}, chg {row[k]['changed_equal_to_full']})"
                   for k in batched]

@@ -45,7 +45,7 @@ from torch import nn
 from faults.base import FaultModel
 from faults.bits import int_view, layout_for, to_native
 from faults.errors import FaultError, IntegrityError
-from faults.segments import Chain, linearise
+from faults.segments import MAX_LIVE, Chain, linearise, value_len, value_map
 from faults.sites import ActivationSite, WeightSite
 from trustbench.errors import ModelError
 
@@ -346,6 +346,11 @@ class WeightFaultEngine:
         fault at a time) or where a capture fails. Kernels of the later segments then run at
         a larger batch, where a library may choose another algorithm (other roundings); capped
         at :attr:`MAX_GROUP_SAMPLES` inputs per pass.
+    max_live
+        Most live values a cut of the chain may carry (:func:`faults.segments.linearise`): 1
+        cuts only where one value is alive (between residual blocks); more also cuts inside a
+        block (a fault in its second convolution re-runs that convolution onward, from the
+        cached branch activation and block input), at the cost of a larger golden-run cache.
     """
 
     #: Faults whose outcome flags a device ring buffer holds between two reads.
@@ -356,7 +361,8 @@ class WeightFaultEngine:
     def __init__(self, model: nn.Module, sites: Sequence[WeightSite], x: torch.Tensor,
                  y: torch.Tensor, *, batch_size: int = 1024, suffix: bool = True,
                  cuda_graphs: bool = True, min_graph_faults: int = 4, lanes: int = 1,
-                 lane_min_faults: int = 8, fault_batch: int = 1) -> None:
+                 lane_min_faults: int = 8, fault_batch: int = 1,
+                 max_live: int = MAX_LIVE) -> None:
         if len(x) == 0:
             raise FaultError("a fault campaign needs at least one evaluation input")
         self.model = model
@@ -366,8 +372,9 @@ class WeightFaultEngine:
         ys = y.to(self.device).split(batch_size)
         with torch.no_grad():
             self.chain: Chain = linearise(model, [s.tensor for s in self.sites], xs[0],
-                                          enabled=suffix)
-            self.cache: list[list[torch.Tensor]] = []
+                                          enabled=suffix, batches=len(xs), max_live=max_live)
+            # per batch, the values at every cut (a tensor, or a tuple where several are alive)
+            self.cache: list[list[Any]] = []
             golden = []
             for xb in xs:
                 checked = self.chain.checked
@@ -589,11 +596,11 @@ class WeightFaultEngine:
                     outs.append(first(h0))
                 finally:
                     self._group_flip(flats, idx, masks, k)
-            h = torch.cat(outs)
+            h = value_map(lambda *parts: torch.cat(parts), *outs)
             del outs
             for seg in self.chain.segments[st + 1 :]:
                 h = seg(h)
-        nb = len(h0)
+        nb = value_len(h0)
         pred = h.argmax(dim=1).view(k_n, nb)
         bad = (~torch.isfinite(h).all(dim=1)).view(k_n, nb)
         changed = pred != self._golden_b[b]

@@ -59,13 +59,32 @@ def test_sequential_cut_before_every_site(tiny):
     assert [chain.start_of(s.tensor) for s in sites] == [0, 1, 2]
 
 
-def test_residual_block_is_not_cut():
+def test_residual_block_cut_inside_with_two_values():
     torch.manual_seed(0)
     m = Residual().eval()
-    chain, sites = _check(m, torch.rand(4, 1, 8, 8), "fx")
+    chain, sites = _check(m, torch.rand(4, 1, 8, 8), "fx", 4)
+    assert [chain.start_of(s.tensor) for s in sites] == [0, 1, 2, 3]
+    assert chain.widths == [1, 1, 2, 1]  # before b: the branch activation and the block input
+    assert "up to 2 values" in chain.reason
+
+
+def test_one_value_cuts_do_not_cut_a_residual_block():
+    torch.manual_seed(0)
+    m = Residual().eval()
+    sites = weight_sites(m)
+    chain = linearise(m, [s.tensor for s in sites], torch.rand(4, 1, 8, 8), max_live=1)
     starts = [chain.start_of(s.tensor) for s in sites]
     assert starts[1] == starts[2] == 1  # a and b share the block's segment
-    assert starts[3] == 2
+    assert starts[3] == 2 and chain.widths == [1, 1, 1]
+
+
+def test_cache_cap_falls_back_to_one_value_cuts():
+    torch.manual_seed(0)
+    m = Residual().eval()
+    sites = weight_sites(m)
+    chain = linearise(m, [s.tensor for s in sites], torch.rand(4, 1, 8, 8), max_cache_bytes=10)
+    assert chain.path == "fx" and chain.widths == [1, 1, 1]
+    assert "max_cache_bytes" in chain.reason
 
 
 def test_untraceable_falls_back_to_full():
