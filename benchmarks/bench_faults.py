@@ -144,6 +144,27 @@ def tf32_conv(enabled: bool = True):
         torch.backends.cudnn.allow_tf32 = saved
 
 
+def graph_seconds_per_replay(fn, device, reps: int) -> float:
+    """Capture ``fn()`` in a CUDA graph (after a warm-up on a side stream), then time replays."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    g.replay()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        g.replay()
+    sync(device)
+    seconds = (time.perf_counter() - t0) / reps
+    del g
+    return seconds
+
+
 def forward_ceiling(model, x, reps: int = 20) -> dict:
     """Images/s of a plain forward pass (eager, CUDA graph): strict fp32, and torch's defaults
     (cuDNN convolutions in TF32, as in ANCHORS.md)."""
@@ -164,22 +185,7 @@ def forward_ceiling(model, x, reps: int = 20) -> dict:
                 model(x)
             sync(x.device)
             eager = reps * len(x) / (time.perf_counter() - t0)
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                model(x)
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                model(x)
-            g.replay()
-            sync(x.device)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                g.replay()
-            sync(x.device)
-            graph = reps * len(x) / (time.perf_counter() - t0)
-            del g
+            graph = len(x) / graph_seconds_per_replay(lambda: model(x), x.device, reps)
         out[label] = {"eager_images_per_s": eager, "graph_images_per_s": graph}
     torch.backends.cudnn.benchmark = bench_flag
     return out
@@ -202,22 +208,8 @@ def segment_times(model, x, sizes=(256, 1024, 4096), reps: int = 20) -> dict:
             row = []
             for k, seg in enumerate(chain.segments):
                 h = inputs[k][torch.arange(bsz, device=x.device) % len(x)]
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
-                    seg(h)
-                torch.cuda.current_stream().wait_stream(side)
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g):
-                    seg(h)
-                g.replay()
-                sync(x.device)
-                t0 = time.perf_counter()
-                for _ in range(reps):
-                    g.replay()
-                sync(x.device)
-                row.append(round((time.perf_counter() - t0) / reps * 1e6 * 256 / bsz, 1))
-                del g
+                sec = graph_seconds_per_replay(lambda seg=seg, h=h: seg(h), x.device, reps)
+                row.append(round(sec * 1e6 * 256 / bsz, 1))
             out[f"us_per_256_at_{bsz}"] = row
     return out
 
