@@ -48,18 +48,13 @@ def _cards(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("*.json"))]
 
 
+def _args(pytester) -> list[str]:
+    return ["--bench-task", "digits-cnn", "--bench-profile", "smoke", "--bench-out",
+            str(pytester.path / "results"), "-p", "no:cacheprovider"]
+
+
 def _run(pytester, *args):
-    return pytester.runpytest(
-        "--bench-task",
-        "digits-cnn",
-        "--bench-profile",
-        "smoke",
-        "--bench-out",
-        str(pytester.path / "results"),
-        "-p",
-        "no:cacheprovider",
-        *args,
-    )
+    return pytester.runpytest(*_args(pytester), *args)
 
 
 def test_scorecard_written(pytester):
@@ -169,16 +164,7 @@ def test_zz_interrupt(task):
 """
     )
     # in a subprocess: an inline KeyboardInterrupt would stop the outer test session too
-    result = pytester.runpytest_subprocess(
-        "--bench-task",
-        "digits-cnn",
-        "--bench-profile",
-        "smoke",
-        "--bench-out",
-        str(pytester.path / "results"),
-        "-p",
-        "no:cacheprovider",
-    )
+    result = pytester.runpytest_subprocess(*_args(pytester))
     assert result.ret == pytest.ExitCode.INTERRUPTED
     (card,) = _cards(pytester.path / "results")
     assert card["run"]["status"] == "incomplete" and "interrupted" in card["run"]["status_reason"]

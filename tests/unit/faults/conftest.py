@@ -81,6 +81,22 @@ def make_resnet_data(n: int = 200) -> tuple[nn.Module, torch.Tensor, torch.Tenso
     return net, x, y
 
 
+class Fragile(nn.Module):
+    """Raises when its weight is not finite, and reads the weight on the host in its forward
+    pass: a fault ending in an exception is a DUE, and CUDA-graph capture of it fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.fc.weight.fill_(1.0)
+
+    def forward(self, x):
+        if not bool(torch.isfinite(self.fc.weight).all()):
+            raise ValueError("non-finite weight")
+        return self.fc(x)
+
+
 @pytest.fixture
 def tiny():
     return make_data()

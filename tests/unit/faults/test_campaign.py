@@ -8,14 +8,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from faults.campaign import CampaignConfig, CampaignState, run_campaign
 from faults.engine import strict_fp32
 from faults.errors import FaultError
 from trustbench.stats import leveugle_sample_size
 
-from .conftest import make_data, state_bytes
+from .conftest import Fragile, make_data, state_bytes
 
 
 def test_suffix_equals_full_and_weights_restored(tiny):
@@ -52,21 +51,6 @@ def test_exponent_bits_hurt_mantissa_bits_do_not(tiny):
     assert hi.sdc.value + hi.due.value > 0.15  # ~0.25 here; ReLUs mask many
     assert lo.sdc.k == 0 and lo.due.k == 0
     assert hi.per_bit_n[0][30] > 0 and hi.per_bit_sdc[0][0] is None
-
-
-class Fragile(nn.Module):
-    """Raises when its weight is not finite: a fault that ends in an exception is a DUE."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(2, 2)
-        with torch.no_grad():
-            self.fc.weight.fill_(1.0)
-
-    def forward(self, x):
-        if not bool(torch.isfinite(self.fc.weight).all()):
-            raise ValueError("non-finite weight")
-        return self.fc(x)
 
 
 def test_exception_is_due_and_undone():

@@ -6,12 +6,11 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from faults.campaign import run_campaign
 from faults.engine import DUE
 
-from .conftest import make_data, make_resnet_data, state_bytes
+from .conftest import Fragile, make_data, make_resnet_data, state_bytes
 
 pytestmark = [
     pytest.mark.gpu,
@@ -87,21 +86,6 @@ def test_layer_uniform_weight_faults_with_graphs():
     b = run_campaign(gpu, x, y, suffix=False, cuda_graphs=False, **kw)
     assert a.execution == "cuda-graphs", a.execution_reason  # every start has >= 4 faults
     assert (a.outcomes == b.outcomes).all()
-
-
-class Fragile(nn.Module):
-    """Synchronises with the host in its forward pass: capture fails, eager takes over."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(2, 2)
-        with torch.no_grad():
-            self.fc.weight.fill_(1.0)
-
-    def forward(self, x):
-        if not bool(torch.isfinite(self.fc.weight).all()):
-            raise ValueError("non-finite weight")
-        return self.fc(x)
 
 
 def test_capture_failure_falls_back_to_eager():
