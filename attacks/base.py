@@ -263,6 +263,16 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return fallback
 
 
+def seeded_generator(model: nn.Module, x: torch.Tensor, device: Any, seed: int
+                     ) -> tuple[torch.device, torch.Generator]:
+    """The device to work on (``device``, else the model's, else the inputs') and a generator
+    on it seeded with ``seed``: one per evaluation run, so runs are reproducible."""
+    dev = torch.device(device) if device is not None else _model_device(model, x.device)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed)
+    return dev, gen
+
+
 def _state_versions(model: nn.Module) -> list[int]:
     return [t._version for t in model.parameters()] + [t._version for t in model.buffers()]
 

@@ -267,18 +267,14 @@ def evaluate_corruptions(
     """Accuracy of ``model`` on ``(x, y)`` under each registered corruption and severity."""
     import time
 
+    from attacks.base import seeded_generator
     from trustbench import registry
 
     t0 = time.perf_counter()
     all_c = registry.all_plugins("corruption")
     names = list(all_c) if names is None else list(names)
     corrs = [registry.get("corruption", nm)() for nm in names]
-    if device is None:
-        p = next(iter(model.parameters()), None)
-        device = p.device if p is not None else x.device
-    device = torch.device(device)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
+    device, gen = seeded_generator(model, x, device, seed)
     correct = [[0] * len(severities) for _ in names]
     clean = 0
     was_training = model.training

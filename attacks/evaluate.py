@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attacks.base import AttackStats, EvasionAttack, frozen_eval, lp_norms
+from attacks.base import AttackStats, EvasionAttack, frozen_eval, lp_norms, seeded_generator
 from trustbench.errors import ConfigError, ModelError
 
 __all__ = [
@@ -165,12 +165,7 @@ def evaluate_attack(
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if device is None:
-        p = next(iter(model.parameters()), None)
-        device = p.device if p is not None else x.device
-    device = torch.device(device)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
+    device, gen = seeded_generator(model, x, device, seed)
     clean, robust, l2, linf = [], [], [], []
     stats = AttackStats()
     for i in range(0, len(x), batch_size):
