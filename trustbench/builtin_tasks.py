@@ -161,25 +161,24 @@ def build_open_task(config: RunConfig) -> Task:
     assert config.model and config.dataset
     net = M.load_factory(config.model)
     if config.weights:
-        loaded = M.load_weights(net, config.weights)
-        net = loaded
+        net = M.load_weights(net, config.weights)  # a TorchScript file replaces the factory's
     net = net.eval()
     data = D.load_dataset_spec(config.dataset, label_column=config.label_column,
                                sensitive=config.sensitive or None, seed=config.seed)
     if len(data.y_test) == 0:
         raise DataError(f"--bench-dataset {config.dataset}: the split is empty")
-    if config.normalize is not None:
+    norm = config.normalize
+    if norm is not None:
         channels = data.input_shape[0]
-        if len(config.normalize["mean"]) not in (1, channels):
+        if len(norm["mean"]) not in (1, channels):
             raise ConfigError(
-                f"--bench-normalize gives {len(config.normalize['mean'])} means, but the data "
+                f"--bench-normalize gives {len(norm['mean'])} means, but the data "
                 f"has {channels} {'channels' if data.modality == 'image' else 'features'}"
             )
-        if len(config.normalize["mean"]) == 1 and channels > 1:
-            config.normalize = {k: v * channels for k, v in config.normalize.items()}
+        if len(norm["mean"]) == 1 and channels > 1:  # one value for every channel
+            norm = {k: v * channels for k, v in norm.items()}
     output_kind = config.output
     probe = data.x_test[:64]
-    norm = config.normalize
     norm_mod = M.Normalize(norm["mean"], norm["std"], len(data.input_shape) - 1) if norm else None
     try:
         with torch.inference_mode():
@@ -214,5 +213,5 @@ def build_open_task(config: RunConfig) -> Task:
     name = open_task_name(config.model, config.dataset)
     task = _make_task(name, data, config.model, net, None, config, attack_defaults=eps,
                       source=config.weights or "factory defaults (no --bench-weights)",
-                      normalization=config.normalize, output_kind=output_kind, division="open")
+                      normalization=norm, output_kind=output_kind, division="open")
     return task
