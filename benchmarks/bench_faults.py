@@ -10,15 +10,20 @@ Methods, all in strict fp32 (TF32 off), on the same faults:
     PyTorchFI 0.6.0 ``declare_weight_fi`` with the bit-flipped value (computed on the host
     beforehand, which favours PyTorchFI), then a forward pass of the corrupted copy;
 ``full``
-    trustbench's engine with a full forward pass per fault (in-place XOR, no host sync), eager:
-    the independent reference every other method's decisions are compared with;
+    trustbench's engine with a full forward pass per fault (in-place XOR, no host sync), eager,
+    every fault run (no inert-word pruning): the independent reference every other method's
+    decisions are compared with;
 ``full_graph`` (CUDA only)
     the same, each forward pass + comparison replayed as a CUDA graph: the one-forward-per-fault
     ceiling;
 ``suffix_eager`` (CUDA only)
     suffix recomputation without CUDA graphs;
 ``trustbench``
-    trustbench's engine with its defaults: suffix recomputation, CUDA graphs on a GPU;
+    trustbench's engine with its defaults: suffix recomputation, CUDA graphs on a GPU, faults
+    that hit inert words (every product they enter multiplies a zero input, e.g. kernel taps
+    over padding only; ``faults.inert``) decided as masked without a forward pass;
+``no_pruning``
+    the same defaults with every fault run (``prune_inert=False``);
 ``cuts_one_value``, ``cuts_multi_value``
     the same defaults, with the chain cut only where one value is alive (``max_live=1``:
     between residual blocks, a fault in a block's conv2 re-runs the whole block), or also
@@ -277,6 +282,9 @@ def main() -> None:
     ap.add_argument("--segment-times", action="store_true",
                     help="also time each segment of the weight-fault chain at several batch "
                          "sizes (CUDA)")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="interleaved repetitions of the headline rows (trustbench with and "
+                         "without pruning, PyTorchFI); medians are reported")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
     if args.threads:
@@ -320,17 +328,39 @@ def main() -> None:
             plan = plan_faults(fm, [s.numel for s in sites], [s.layout for s in sites],
                                args.faults, dist, seed=7)
             row: dict = {}
-            t_fast, fast = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
-                                          distribution=dist, layer_types=("Conv2d", "Linear"))
+            # the headline rows, interleaved --reps times; their medians are reported
+            times: dict[str, list[float]] = {"trustbench": [], "no_pruning": [], "pytorchfi": []}
+            values = None if args.skip_pytorchfi else flipped_values(sites, plan)
+            for _ in range(args.reps):
+                t_i, fast = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                           distribution=dist, layer_types=("Conv2d", "Linear"))
+                times["trustbench"].append(t_i)
+                t_i, no_prune = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
+                                               distribution=dist,
+                                               layer_types=("Conv2d", "Linear"),
+                                               prune_inert=False)
+                times["no_pruning"].append(t_i)
+                if values is not None:
+                    t_i, pfi = run_pytorchfi(model, x, golden, sites, plan, values, device)
+                    times["pytorchfi"].append(t_i)
+            t_fast, t_np = (float(np.median(times[k])) for k in ("trustbench", "no_pruning"))
+            row["reps"] = {k: [round(args.faults / t, 1) for t in v] for k, v in times.items()}
             t_full, full = timed_campaign(model, x, y, n_faults=args.faults, seed=7,
                                           distribution=dist, layer_types=("Conv2d", "Linear"),
-                                          suffix=False, cuda_graphs=False)
+                                          suffix=False, cuda_graphs=False, prune_inert=False)
             assert np.array_equal(fast.plan.element, plan.element)
             row["trustbench"] = {"inj_per_s": args.faults / t_fast,
                                  "inj_per_s_loop_only": fast.faults_per_second,
                                  "path": fast.path, "path_reason": fast.path_reason,
                                  "execution": fast.execution,
-                                 "execution_reason": fast.execution_reason}
+                                 "execution_reason": fast.execution_reason,
+                                 "pruned_faults": fast.n_pruned,
+                                 "inert_bits_share": fast.inert_bits_share}
+            row["no_pruning"] = {"inj_per_s": args.faults / t_np,
+                                 "inj_per_s_loop_only": no_prune.faults_per_second,
+                                 "execution": no_prune.execution,
+                                 "outcomes_equal_to_full": int((no_prune.outcomes
+                                                                == full.outcomes).sum())}
             row["full_forward"] = {"inj_per_s": args.faults / t_full,
                                    "execution": full.execution}
             for key, ml in (("cuts_one_value", 1), ("cuts_multi_value", MAX_LIVE)):
@@ -345,7 +375,8 @@ def main() -> None:
             row["agree_suffix_vs_full"] = int((ours == (full.outcomes != 0)).sum())
             row["outcomes_equal_suffix_vs_full"] = int((fast.outcomes == full.outcomes).sum())
             if device.type == "cuda":
-                for key, kw in (("full_forward_graph", {"suffix": False}),
+                for key, kw in (("full_forward_graph", {"suffix": False,
+                                                        "prune_inert": False}),
                                 ("suffix_eager", {"cuda_graphs": False}),
                                 ("suffix_graphs_1_lane", {"lanes": 1}),
                                 ("trustbench_tf32_conv", {"strict_fp32": False})):
@@ -359,12 +390,12 @@ def main() -> None:
                                 "outcomes_equal_to_full": int((other.outcomes
                                                                == full.outcomes).sum())}
                     row[f"speedup_vs_{key}"] = t_o / t_fast
-            if not args.skip_pytorchfi:
-                values = flipped_values(sites, plan)
-                t_pfi, pfi = run_pytorchfi(model, x, golden, sites, plan, values, device)
+            if values is not None:
+                t_pfi = float(np.median(times["pytorchfi"]))
                 row["pytorchfi"] = {"inj_per_s": args.faults / t_pfi}
                 row["agree_with_pytorchfi"] = int((pfi == ours).sum())
                 row["speedup_vs_pytorchfi"] = t_pfi / t_fast
+                row["no_pruning"]["speedup_vs_pytorchfi"] = t_pfi / t_np
             row["speedup_vs_full_forward"] = t_full / t_fast
             for kb in [int(v) for v in args.fault_batches.split(",") if v.strip()]:
                 lane_opts = [None, 1] if (args.explore and device.type == "cuda") else [None]
@@ -511,6 +542,7 @@ def summary(results: dict) -> str:
         batched = sorted(k for k in row if k.startswith("fault_batch_"))
         cells = [f"{k}={row[k]['inj_per_s']:.0f}/s" for k in
                  ("pytorchfi", "full_forward", "full_forward_graph", "suffix_eager",
+                  "no_pruning",
                   "suffix_graphs_1_lane", "lanes_2", "lanes_8", "trustbench_tf32_conv",
                   "cuts_one_value", "cuts_multi_value", "trustbench") if k in row]
         cells += [f"(loop only: trustbench {row['trustbench']['inj_per_s_loop_only']:.0f}/s, "
@@ -521,8 +553,13 @@ def summary(results: dict) -> str:
                   f" eq {row[k]['outcomes_equal_to_full']}, chg {row[k]['changed_equal_to_full']})"
                   for k in batched]
         ratio = row.get("speedup_vs_pytorchfi")
+        ratio_np = row["no_pruning"].get("speedup_vs_pytorchfi")
+        share = row["trustbench"]["inert_bits_share"]
         lines.append(f"weights {dist}: " + " ".join(cells)
                      + (f" | x pytorchfi {ratio:.1f}" if ratio else "")
+                     + (f" (no pruning {ratio_np:.1f})" if ratio_np else "")
+                     + f" | pruned {row['trustbench']['pruned_faults']}/{results['env']['faults']}"
+                     + (f", inert bits {share:.3f}" if share is not None else "")
                      + f" | equal to full {row['outcomes_equal_suffix_vs_full']}"
                      + f" | {row['trustbench']['execution']}")
     for k, v in results["activations"].items():

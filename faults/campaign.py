@@ -53,9 +53,9 @@ from faults.engine import (
 )
 from faults.errors import FaultError, IntegrityError
 from faults.segments import MAX_LIVE
-from faults.sites import activation_sites, weight_sites
+from faults.sites import activation_sites, input_site, weight_sites
 
-TARGETS = ("weights", "activations")
+TARGETS = ("weights", "activations", "inputs")
 DISTRIBUTIONS = ("bit-uniform", "layer-uniform")
 #: Concurrent lanes (streams) of CUDA-graph weight faults on a CUDA device.
 WEIGHT_LANES = 2
@@ -124,7 +124,9 @@ class CampaignConfig:
     Attributes
     ----------
     target
-        ``weights`` or ``activations``.
+        ``weights``, ``activations`` (module outputs) or ``inputs`` (the tensor the model
+        receives, e.g. a corrupted input buffer; one fault per sample like activations).
+        Site filters do not apply to ``inputs``.
     fault_model, fault_params
         Registered fault-model name (``bitflip``, ``multibit``, ``burst``, ``stuck_at_0``,
         ``stuck_at_1``, ``random_value``) and its parameters; or a :class:`FaultModel`.
@@ -166,6 +168,10 @@ class CampaignConfig:
         between residual blocks; 2 or more: also inside them, e.g. before a block's second
         convolution, caching the branch activation and the block input; see
         :mod:`faults.segments`); None: :func:`default_max_live`.
+    prune_inert
+        Weight faults: decide the faults that hit an inert word (every product it enters
+        multiplies a zero on these inputs) and leave it finite as masked without running them
+        (exact; see :mod:`faults.inert`). False: run every fault.
     progress
         Show a tqdm progress bar.
     checkpoint_every
@@ -190,6 +196,7 @@ class CampaignConfig:
     lanes: int | None = None
     fault_batch: int | None = None
     max_live: int | None = None
+    prune_inert: bool = True
     progress: bool = False
     checkpoint_every: int | None = None
 
@@ -296,6 +303,9 @@ class LayerVulnerability:
     sdc: Rate
     critical_sdc: Rate
     due: Rate
+    #: Weight sites: share of the site's words that are inert on the evaluation inputs (every
+    #: product they enter multiplies a zero; see :mod:`faults.inert`); None: not analysed.
+    inert_share: float | None = None
 
 
 @dataclass
@@ -308,7 +318,10 @@ class CampaignResult:
     ``path`` says how much was recomputed per weight fault (``fx``/``declared`` chain of
     segments, ``full`` forward, ``hooks`` for activations); ``execution`` how it ran
     (``cuda-graphs``, ``eager`` or ``cuda-graphs+eager``), with the reason in
-    ``execution_reason``.
+    ``execution_reason``. ``inert_bits_share`` is the share of the analysed weight bits that
+    no output can depend on (see :mod:`faults.inert`; None when nothing was analysed) and
+    ``n_pruned`` how many faults of this run were decided from it without a forward pass
+    (``analysed_bits``: the stored bits of the analysed sites).
     """
 
     target: str
@@ -340,6 +353,9 @@ class CampaignResult:
     confidence: float = 0.95
     execution: str = "eager"
     execution_reason: str = ""
+    inert_bits_share: float | None = None
+    analysed_bits: int = 0
+    n_pruned: int = 0
 
     def per_bit_series(self) -> dict[str, list]:
         """SDC rate per bit position over all sites (x: bit, y: rate, ci: Wilson)."""
@@ -463,7 +479,8 @@ def run_campaign(
                                             lanes=lanes, fault_batch=cfg.fault_batch
                                             or default_fault_batch(_device_type(model)),
                                             max_live=cfg.max_live
-                                            or default_max_live(_device_type(model)))
+                                            or default_max_live(_device_type(model)),
+                                            prune_inert=cfg.prune_inert)
             names = [s.name for s in wsites]
             types = [s.layer_type for s in wsites]
             numel = [s.numel for s in wsites]
@@ -471,21 +488,30 @@ def run_campaign(
             path, reason = engine.chain.path, engine.chain.reason
             n_inputs = engine.n_inputs
         else:
-            asites = activation_sites(model, cfg.layer_types, cfg.pattern or "")
+            if cfg.target == "inputs":
+                if cfg.layer_types is not None or cfg.pattern:
+                    raise FaultError("layer_types and pattern select weight or activation "
+                                     "sites; input faults hit the model's input, leave them "
+                                     "unset (or use target='activations').")
+                asites = [input_site(model)]
+            else:
+                asites = activation_sites(model, cfg.layer_types, cfg.pattern or "")
             engine = ActivationFaultEngine(model, asites, x, y, batch_size=cfg.batch_size,
                                            cuda_graphs=cfg.cuda_graphs, lanes=lanes)
             names = [s.name for s in asites]
             types = [s.layer_type for s in asites]
             numel = [s.per_sample_numel for s in asites]
             layouts = [s.layout for s in asites]
-            path, reason = "hooks", "one fault per sample, full forward per batch"
+            path, reason = "hooks", (
+                "one fault per sample" + (" in the model's input" if cfg.target == "inputs"
+                                          else "") + ", full forward per batch")
             n_inputs = len(engine.golden)
         population = population_bits(numel, layouts) * (
             1 if cfg.target == "weights" else n_inputs)
         n_total = cfg.n_faults if cfg.n_faults is not None else leveugle_sample_size(
             population, cfg.margin, cfg.confidence)
         plan = plan_faults(fm, numel, layouts, n_total, cfg.distribution, cfg.seed,
-                           n_inputs if cfg.target == "activations" else None)
+                           None if cfg.target == "weights" else n_inputs)
         site_desc = [[n, list(getattr(s, "shape", ()) or ()), lay.name]
                      for n, s, lay in zip(names, numel, layouts)]
         fp = _fingerprint(cfg, fm, site_desc, n_inputs, n_total, engine.golden)
@@ -502,7 +528,7 @@ def run_campaign(
         end = n_total if stop_after is None else min(n_total, max(stop_after, state.n_done))
         chunk = cfg.chunk_size or (
             min(32 * cfg.batch_size, max(65536, cfg.batch_size))
-            if cfg.target == "activations" and engine.device.type == "cuda" else 256)
+            if cfg.target != "weights" and engine.device.type == "cuda" else 256)
         if cfg.checkpoint_every is not None:
             chunk = min(chunk, cfg.checkpoint_every)
         since_ckpt = 0
@@ -543,6 +569,17 @@ def run_campaign(
     res = summarise(cfg, fm, plan, state, names, types, numel, layouts, n_inputs, path, reason,
                     elapsed)
     res.execution, res.execution_reason = execution
+    inert = getattr(engine, "inert", None)
+    if inert is not None:
+        shares = [inert.fraction(s) for s in range(len(names))]
+        for lv, share in zip(res.per_layer, shares):
+            lv.inert_share = share
+        bits = [(sh, n * lay.nbits) for sh, n, lay in zip(shares, numel, layouts)
+                if sh is not None]
+        if bits:
+            res.analysed_bits = sum(b for _, b in bits)
+            res.inert_bits_share = sum(sh * b for sh, b in bits) / res.analysed_bits
+        res.n_pruned = engine.n_pruned
     return res
 
 

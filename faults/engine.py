@@ -45,6 +45,7 @@ from torch import nn
 from faults.base import FaultModel
 from faults.bits import int_view, layout_for, to_native
 from faults.errors import FaultError, IntegrityError
+from faults.inert import InertWeights, find_inert, inert_faults
 from faults.segments import MAX_LIVE, Chain, linearise, value_len, value_map
 from faults.sites import ActivationSite, WeightSite
 from trustbench.errors import ModelError
@@ -351,6 +352,11 @@ class WeightFaultEngine:
         cuts only where one value is alive (between residual blocks); more also cuts inside a
         block (a fault in its second convolution re-runs that convolution onward, from the
         cached branch activation and block input), at the cost of a larger golden-run cache.
+    prune_inert
+        Decide without running the faults that hit an *inert* word (one that every product it
+        enters multiplies by zero on these inputs, e.g. a kernel tap that only covers padding)
+        and leave it finite: they are masked, exactly (:mod:`faults.inert`, which also checks
+        that each layer's kernel forms its products one by one). ``n_pruned`` counts them.
     """
 
     #: Faults whose outcome flags a device ring buffer holds between two reads.
@@ -362,7 +368,7 @@ class WeightFaultEngine:
                  y: torch.Tensor, *, batch_size: int = 1024, suffix: bool = True,
                  cuda_graphs: bool = True, min_graph_faults: int = 4, lanes: int = 1,
                  lane_min_faults: int = 8, fault_batch: int = 1,
-                 max_live: int = MAX_LIVE) -> None:
+                 max_live: int = MAX_LIVE, prune_inert: bool = True) -> None:
         if len(x) == 0:
             raise FaultError("a fault campaign needs at least one evaluation input")
         self.model = model
@@ -387,6 +393,9 @@ class WeightFaultEngine:
                                      "evaluation inputs; fault outcomes would be meaningless.")
                 self.cache.append(inputs)
                 golden.append(out.argmax(dim=1))
+            self.inert: InertWeights | None = (find_inert(model, self.sites, xs)
+                                               if prune_inert else None)
+        self.n_pruned = 0
         self.chain.checked = None
         self.golden = torch.cat(golden)
         self.correct = self.golden == torch.cat(ys)
@@ -445,6 +454,10 @@ class WeightFaultEngine:
             if self.n_eager:
                 detail += (f"; start segments with fewer than {self.min_graph_faults} faults "
                            "ran eagerly")
+        if self.n_pruned:
+            detail += ("; " if detail else "") + (
+                f"{self.n_pruned} faults hit inert words (multiplied only by zeros on these "
+                "inputs) and were decided as masked without a forward pass")
         if self.n_grouped:
             detail += ("; " if detail else "") + (
                 f"{self.n_grouped} faults ran {self.fault_batch} at a time (faulted segment once "
@@ -707,7 +720,12 @@ class WeightFaultEngine:
             sel = np.flatnonzero(site == s)
             pos[sel] = np.arange(len(sel))
         starts = np.asarray(self.start, dtype=np.int64)[site]
-        self._prepare(starts)
+        pruned = np.zeros(n, dtype=bool)
+        if self.inert is not None:
+            pruned = inert_faults(self.inert, self.flat, [s.tensor.dtype for s in self.sites],
+                                  site, element, masks).numpy()
+            self.n_pruned += int(pruned.sum())
+        self._prepare(starts[~pruned])
         raised = np.zeros(n, dtype=bool)
         order: list[np.ndarray] = []  # fault indices, in the order of the rows read back
         parts: list[torch.Tensor] = []
@@ -720,8 +738,9 @@ class WeightFaultEngine:
             # ("s", [j]) one fault, ("g", [j1..jK], st, data, g) a group of K faults
             queues: dict[int | None, list[tuple]] = {None: []}
             singles: list[int] = []
-            for st in sorted(set(start_l[lo:hi])):
-                js = [j for j in range(lo, hi) if start_l[j] == st]
+            live = [j for j in range(lo, hi) if not pruned[j]]  # pruned: masked, no row
+            for st in sorted({start_l[j] for j in live}):
+                js = [j for j in live if start_l[j] == st]
                 glanes = self._grouped.get(st) or []
                 n_groups = len(js) // k_n if glanes else 0
                 if n_groups:
@@ -941,7 +960,8 @@ class ActivationFaultEngine:
                     shapes[i] = out
             return hook
 
-        handles = [s.module.register_forward_hook(make(i)) for i, s in enumerate(self.sites)]
+        handles = [s.module.register_forward_hook(make(i)) for i, s in enumerate(self.sites)
+                   if s.kind == "output"]
         try:
             with torch.no_grad():
                 self.model(self.x[:1])
@@ -949,7 +969,7 @@ class ActivationFaultEngine:
             for h in handles:
                 h.remove()
         for i, s in enumerate(self.sites):
-            out = shapes.get(i)
+            out = self.x[:1] if s.kind == "input" else shapes.get(i)
             if not isinstance(out, torch.Tensor):
                 raise FaultError(
                     f"module {s.name!r} ({s.layer_type}) "
@@ -961,14 +981,16 @@ class ActivationFaultEngine:
             s.shape = tuple(out.shape[1:])
             s.per_sample_numel = int(out[0].numel())
 
-    def _hook(self, i: int):
+    def _injector(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
+        """XOR the current plan's masks for site ``i`` into a batch tensor (once per forward
+        pass); returns the tensor to use in its place, or None if nothing was done."""
         layout = self.sites[i].layout
         assert layout is not None  # set by _probe
         int_dtype = layout.int_dtype
         ratio = 8 // torch.empty(0, dtype=int_dtype).element_size()
         in_place = sys.byteorder == "little"
 
-        def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> torch.Tensor | None:
+        def inject(out: torch.Tensor) -> torch.Tensor | None:
             if i in self._fired:
                 return None
             self._fired.add(i)  # a module called twice per forward is hit once
@@ -991,7 +1013,20 @@ class ActivationFaultEngine:
                                    torch.zeros_like(old))
             iv.scatter_(1, c, old ^ mask)
             return o
-        return hook
+        return inject
+
+    def _register(self, i: int) -> Any:
+        """Hook site ``i`` (a forward hook on an output, a pre-hook on an input)."""
+        site, inject = self.sites[i], self._injector(i)
+        if site.kind == "input":
+            def pre_hook(_m: nn.Module, args: tuple) -> tuple | None:
+                new = inject(args[0])
+                return None if new is None else (new, *args[1:])
+            return site.module.register_forward_pre_hook(pre_hook)
+
+        def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> torch.Tensor | None:
+            return inject(out)
+        return site.module.register_forward_hook(hook)
 
     def _forward(self) -> None:
         """Faulty forward pass of the current plan; outcome per sample into static buffers."""
@@ -1048,8 +1083,7 @@ class ActivationFaultEngine:
         plan = torch.from_numpy(self._plan_array(sample, site, element, payload)).to(self.device)
         codes = torch.empty(len(plan) * bsz, dtype=torch.int8, device=self.device)
         changed = torch.empty(len(plan) * bsz, dtype=torch.int64, device=self.device)
-        handles = [s.module.register_forward_hook(self._hook(i))
-                   for i, s in enumerate(self.sites)]
+        handles = [self._register(i) for i in range(len(self.sites))]
         key = ("forward", id(fault_model), self._pure_flip)
         try:
             lanes = [lane for lane in range(self.lanes) if (*key, lane) in self.graphs.graphs]

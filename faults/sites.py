@@ -1,9 +1,11 @@
-"""Injection sites: which tensors (weights) and which module outputs (activations) faults hit.
+"""Injection sites: which tensors (weights), module outputs (activations) or model inputs
+faults hit.
 
 Weight sites are parameters or buffers of modules of chosen layer types whose name matches a
 pattern (by default the ``weight`` of every ``Conv*`` and ``Linear`` layer). Activation sites are
-module outputs, reached through forward hooks. Filters that match nothing raise a
-:class:`~faults.errors.FaultError` that lists what the model has.
+module outputs, reached through forward hooks; the input site is the tensor the model receives
+(a corrupted input buffer), reached through a forward pre-hook on the model itself. Filters that
+match nothing raise a :class:`~faults.errors.FaultError` that lists what the model has.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class WeightSite:
 
 @dataclass
 class ActivationSite:
-    """One module whose output faults are injected into (through a forward hook)."""
+    """One module whose output (``kind="output"``, a forward hook) or whose first positional
+    input (``kind="input"``, a forward pre-hook) faults are injected into."""
 
     name: str
     layer_type: str
@@ -68,6 +71,7 @@ class ActivationSite:
     per_sample_numel: int = 0
     layout: BitLayout | None = None
     shape: tuple[int, ...] = field(default_factory=tuple)
+    kind: str = "output"
 
     @property
     def nbits(self) -> int:
@@ -183,3 +187,8 @@ def activation_sites(model: nn.Module, layer_types: Sequence[str | type] | str |
             f"{_layer_listing(model)}."
         )
     return sites
+
+
+def input_site(model: nn.Module) -> ActivationSite:
+    """The model's input as an injection site (its first positional argument, per sample)."""
+    return ActivationSite("input", "Input", model, kind="input")

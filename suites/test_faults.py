@@ -1,12 +1,13 @@
-"""Faults pillar: does the model survive bit flips in its weights and activations?
+"""Faults pillar: does the model survive bit flips in its weights, activations and inputs?
 
 Single-bit flips drawn uniformly over every stored bit of every Conv/Linear weight (the physical
 fault model), injected in place on the task's device and undone bit for bit; SDC (top-1 changed),
 critical SDC (a correct prediction became wrong) and DUE (non-finite output) rates with Wilson
-intervals; activation bit flips (one per sample); vulnerability per layer and per bit position;
-what Ranger-style range restriction buys and costs; the same campaign on fp32/fp16/bf16/int8
-copies. Campaign sizes follow the profile (smoke: 200 faults; standard: Leveugle et al. 2009,
-5 % margin at 95 % confidence; full: 1 % at 99 %).
+intervals; activation and input bit flips (one per sample); the share of weight bits no output
+can depend on; vulnerability per layer and per bit position; what Ranger-style range
+restriction buys and costs; the same campaign on fp32/fp16/bf16/int8 copies. Campaign sizes
+follow the profile (smoke: 200 faults; standard: Leveugle et al. 2009, 5 % margin at 95 %
+confidence; full: 1 % at 99 %).
 
 The headline scores are the weight SDC and critical-SDC rates (lower is better).
 """
@@ -61,6 +62,17 @@ def activation_campaign(task, eval_set, faults_budget, bench_config):
         pytest.skip(f"no activation fault campaign for task {task.name}: {exc}")
 
 
+@pytest.fixture(scope="module")
+def input_campaign(task, eval_set, faults_budget, bench_config):
+    b = faults_budget
+    try:
+        return run_campaign(task.model, *eval_set, target="inputs",
+                            n_faults=b.n_activation_faults, margin=b.margin,
+                            confidence=b.confidence, seed=bench_config.seed)
+    except FaultError as exc:
+        pytest.skip(f"no input fault campaign for task {task.name}: {exc}")
+
+
 def _params(res, **extra):
     return {"fault_model": res.fault_model, "distribution": res.distribution,
             "dtype": res.dtype, "n_inputs": res.n_inputs, "path": res.path,
@@ -86,6 +98,14 @@ def test_weight_fault_rates(task, weight_campaign, bench_config, record_metric, 
     record_metric("weight_inputs_corrupted_per_fault", res.mean_inputs_changed,
                   unit="fraction of inputs", higher_is_better=False, n=res.n_faults,
                   params=_params(res))
+    if res.inert_bits_share is not None:  # an exact count over all analysed bits, no interval
+        record_metric("weight_inert_bits_share", res.inert_bits_share,
+                      unit="fraction of stored bits", n=res.analysed_bits,
+                      params=_params(res, faults_decided_without_forward=res.n_pruned,
+                                     definition="bits of weight words that every product "
+                                     "multiplies by a zero input on the evaluation inputs "
+                                     "(padding-only kernel taps, dead units): a finite "
+                                     "fault there cannot change any output"))
 
 
 def test_activation_fault_rates(activation_campaign, record_metric):
@@ -95,14 +115,25 @@ def test_activation_fault_rates(activation_campaign, record_metric):
     _rate(record_metric, "activation_due_rate", res.due, res)
 
 
+def test_input_fault_rates(input_campaign, record_metric):
+    """Bit flips in the tensor the model receives (a corrupted input buffer), one per sample."""
+    res = input_campaign
+    _rate(record_metric, "input_sdc_rate", res.sdc, res)
+    _rate(record_metric, "input_critical_sdc_rate", res.critical_sdc, res)
+    _rate(record_metric, "input_due_rate", res.due, res)
+
+
 def test_per_layer_vulnerability(weight_campaign, activation_campaign, record_metric):
     for prefix, res in (("weight", weight_campaign), ("activation", activation_campaign)):
         rows = [{"group": f"{lv.layer} ({lv.layer_type})", "value": lv.sdc.value,
                  "ci": list(lv.sdc.ci), "n": lv.sdc.n} for lv in res.per_layer]
         shares = {lv.layer: round(lv.bits_share, 6) for lv in res.per_layer}
+        inert = {lv.layer: round(lv.inert_share, 6) for lv in res.per_layer
+                 if lv.inert_share is not None}
+        extra = {"inert_share": inert} if inert else {}
         record_metric(f"{prefix}_sdc_rate_by_layer", {"rows": rows}, unit="fraction of faults",
                       higher_is_better=False, n=res.n_faults,
-                      params=_params(res, share_of_bits=shares))
+                      params=_params(res, share_of_bits=shares, **extra))
 
 
 def test_per_bit_vulnerability(weight_campaign, record_metric):

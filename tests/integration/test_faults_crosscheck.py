@@ -140,3 +140,32 @@ def test_activation_faults_match_single_sample_runs():
             expect = MASKED
         assert res.outcomes[j] == expect, f"fault {j}"
     assert res.sdc.k + res.due.k > 5
+
+
+class _ToOneByOne(nn.Module):
+    """Strided convolutions down to 1x1 maps, where a 3x3 convolution reads only its centre
+    tap: most of its words are inert, and pruned faults must match the naive full forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)  # 8x8 -> 4x4
+        self.c2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)  # -> 2x2
+        self.c3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)  # -> 1x1
+        self.c4 = nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        for conv in (self.c1, self.c2, self.c3, self.c4):
+            x = torch.relu(conv(x))
+        return self.fc(x.flatten(1))
+
+
+def test_engine_with_inert_pruning_matches_naive():
+    torch.manual_seed(3)
+    model = _ToOneByOne().eval()
+    x, y = _data(3, 64, (1, 8, 8), model)
+    res = _crosscheck(model, x, y, 150)
+    assert res.n_pruned >= 50 and res.inert_bits_share > 0.3
+    exp = _crosscheck(model, x, y, 100, fault_params={"bit": 30},
+                      distribution="layer-uniform")
+    assert exp.n_pruned >= 20 and exp.sdc.k + exp.due.k >= 5

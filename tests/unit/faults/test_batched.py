@@ -46,7 +46,7 @@ def _engine(fault_batch: int, n: int = 64, one: tuple[int, int] | None = None
     if one is not None:
         with torch.no_grad():
             sites[one[0]].tensor.view(-1)[one[1]] = 1.0
-    return WeightFaultEngine(net, sites, x, y, fault_batch=fault_batch), sites
+    return WeightFaultEngine(net, sites, x, y, fault_batch=fault_batch, prune_inert=False), sites
 
 
 def test_groups_share_a_start_segment(monkeypatch):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faults.campaign import CampaignConfig, CampaignState, run_campaign
-from faults.engine import strict_fp32
+from faults.engine import CRITICAL_SDC, DUE, MASKED, SDC, strict_fp32
 from faults.errors import FaultError
 from trustbench.stats import leveugle_sample_size
 
@@ -137,7 +138,7 @@ def test_strict_fp32_restores():
 
 _PRECISION_SCRIPT = r"""
 import torch
-from faults.engine import strict_fp32, _precision_objects
+from faults.engine import CRITICAL_SDC, DUE, MASKED, SDC, strict_fp32, _precision_objects
 
 def tr(f):
     try:
@@ -183,3 +184,40 @@ def test_strict_fp32_with_legacy_and_new_settings():
     out = subprocess.run([sys.executable, "-c", _PRECISION_SCRIPT], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_input_faults_match_a_naive_flip_of_each_input():
+    """target='inputs': one bit flip per sample in the tensor the model receives, each
+    outcome equal to a forward pass of that input with the bit flipped by NumPy; the
+    evaluation inputs themselves are not changed."""
+    net, x, y = make_data(3, n=64)
+    x_before = x.clone()
+    res = run_campaign(net, x, y, target="inputs", n_faults=200, seed=1, batch_size=32,
+                       fault_params={"field": "exponent"})
+    assert torch.equal(x, x_before)
+    assert [lv.layer for lv in res.per_layer] == ["input"] and res.path == "hooks"
+    assert "model's input" in res.path_reason
+    with torch.no_grad():
+        golden = net(x).argmax(1)
+    for j in range(res.n_faults):
+        i, e, b = int(res.plan.sample[j]), int(res.plan.element[j]), int(res.plan.bit[j])
+        xi = x[i : i + 1].clone()
+        xi.numpy().reshape(-1).view(np.uint32)[e] ^= np.uint32(1 << b)
+        with torch.no_grad():
+            out = net(xi)
+        if not torch.isfinite(out).all():
+            expect = DUE
+        elif out.argmax(1).item() != golden[i].item():
+            expect = CRITICAL_SDC if golden[i] == y[i] else SDC
+        else:
+            expect = MASKED
+        assert res.outcomes[j] == expect, f"fault {j}"
+    assert res.sdc.k + res.due.k >= 5 and res.counts["masked"] >= 5
+
+
+def test_input_faults_refuse_site_filters():
+    net, x, y = make_data(0, n=8)
+    with pytest.raises(FaultError, match="input faults hit the model's input"):
+        run_campaign(net, x, y, target="inputs", n_faults=4, layer_types=("Linear",))
+    with pytest.raises(FaultError, match="accepted"):
+        run_campaign(net, x, y, target="input", n_faults=4)
