@@ -233,3 +233,27 @@ def test_pruned_campaign_equals_unpruned(fault_params):
         dead = (on.plan.site == names.index("c2.weight")) & (on.plan.element // 9 % 6 == 0)
         assert (dead & (on.plan.bit == 30)).any()  # some flips to NaN in inert words
         assert on.n_pruned == expect
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_pruning_in_graph_mode_bookkeeping(monkeypatch, lanes):
+    """With the CPU stand-in for CUDA graphs (and concurrent lanes with private copies), pruned
+    faults leave the ring rows of the faults that run in place: outcomes equal every fault run
+    eagerly."""
+    import faults.engine as engine
+
+    from .test_engine import FakeGraphs
+
+    net, x, y = _deep_data(64)
+    before = state_bytes(net)
+    kw = dict(n_faults=400, seed=8, fault_params={"bit": 30}, batch_size=24,
+              lanes=lanes, chunk_size=150)
+    every = run_campaign(net, x, y, prune_inert=False, **kw)
+    monkeypatch.setattr(engine, "GraphCache", FakeGraphs)
+    pruned = run_campaign(net, x, y, **kw)
+    assert state_bytes(net) == before
+    assert pruned.execution.startswith("cuda-graphs") and pruned.n_pruned > 50
+    assert ("concurrent streams" in pruned.execution_reason) == (lanes > 1)
+    assert (pruned.outcomes == every.outcomes).all()
+    assert pruned.state.changed == every.state.changed
+    assert pruned.sdc.k + pruned.due.k >= 5
