@@ -112,13 +112,17 @@ def test_activation_campaign_on_gpu_matches_cpu():
     assert (a.outcomes == b.outcomes).mean() >= 0.97
 
 
-@pytest.mark.parametrize("name,lanes", [("bitflip", 4), ("bitflip", 1), ("stuck_at_0", 4),
-                                        ("random_value", 2)])
-def test_activation_graphs_equal_eager(name, lanes):
+@pytest.mark.parametrize("name,lanes,target", [("bitflip", 4, "activations"),
+                                               ("bitflip", 1, "activations"),
+                                               ("stuck_at_0", 4, "activations"),
+                                               ("random_value", 2, "activations"),
+                                               ("bitflip", 4, "inputs")])
+def test_activation_graphs_equal_eager(name, lanes, target):
     net, x, y = make_resnet_data(100)
     gpu = net.cuda()
-    kw = dict(target="activations", n_faults=1000, seed=3, batch_size=96, fault_model=name,
-              layer_types="all")
+    x_before = x.cuda().clone()
+    kw = dict(target=target, n_faults=1000, seed=3, batch_size=96, fault_model=name,
+              layer_types="all" if target == "activations" else None)
     a = run_campaign(gpu, x, y, lanes=lanes, **kw)
     b = run_campaign(gpu, x, y, cuda_graphs=False, **kw)
     assert a.execution == "cuda-graphs", a.execution_reason
@@ -127,6 +131,7 @@ def test_activation_graphs_equal_eager(name, lanes):
     assert a.state.changed == b.state.changed
     if name == "bitflip":
         assert a.sdc.k + a.due.k > 10
+    assert torch.equal(x.cuda(), x_before)  # input faults hit copies of the inputs
 
 
 def test_inert_pruning_on_gpu_equals_running_every_fault():
