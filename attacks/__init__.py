@@ -8,9 +8,11 @@ What lives where:
 
 - :mod:`attacks.base`: :class:`EvasionAttack` (the template method and its guarantees),
   :class:`AttackParams`, :class:`AttackResult`, :class:`AttackStats`, :class:`AttackError`;
-- :mod:`attacks.fgsm`, :mod:`attacks.pgd`, :mod:`attacks.apgd`: native batched attacks
-  (FGSM, PGD L-inf/L2 with a CUDA-graph fast path, APGD-CE/APGD-DLR);
-- :mod:`attacks.art_adapters`: CW-L2, Square, HopSkipJump, ART AutoAttack;
+- :mod:`attacks.fgsm`, :mod:`attacks.pgd`, :mod:`attacks.apgd`, :mod:`attacks.square`: native
+  batched attacks (FGSM, PGD L-inf/L2 with a CUDA-graph fast path, APGD-CE/APGD-DLR, the
+  black-box Square Attack ``square``);
+- :mod:`attacks.art_adapters`: CW-L2, HopSkipJump, ART AutoAttack, and ART's Square Attack
+  (``square-art``, a cross-check of the native one);
 - :mod:`attacks.corruptions`: common corruptions and their evaluation;
 - :mod:`attacks.evaluate`: robust accuracy over a dataset, worst case over an ensemble;
 - :mod:`attacks.checks`: evaluation-validity checks returning :class:`CheckResult`;
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from attacks import corruptions
 from attacks.apgd import APGDCE, APGDDLR, APGDParams
-from attacks.art_adapters import ARTAutoAttack, CarliniWagnerL2, HopSkipJump, SquareAttack
+from attacks.art_adapters import ARTAutoAttack, ARTSquareAttack, CarliniWagnerL2, HopSkipJump
 from attacks.base import (
     AttackContext,
     AttackError,
@@ -38,6 +40,7 @@ from attacks.corruptions import Corruption, CorruptionEvaluation, evaluate_corru
 from attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at, worst_case
 from attacks.fgsm import FGSM, FGSMParams
 from attacks.pgd import PGD, PGDParams
+from attacks.square import SquareAttack, SquareParams
 
 __all__ = [
     "APGDCE",
@@ -46,6 +49,7 @@ __all__ = [
     "PGD",
     "APGDParams",
     "ARTAutoAttack",
+    "ARTSquareAttack",
     "AttackContext",
     "AttackError",
     "AttackParams",
@@ -61,6 +65,7 @@ __all__ = [
     "PGDParams",
     "RobustEvaluation",
     "SquareAttack",
+    "SquareParams",
     "corruptions",
     "evaluate_attack",
     "evaluate_corruptions",

@@ -7,8 +7,9 @@ NumPy arrays, so these attacks are slower than the native ones and are used for 
 
 - ``cw-l2``: Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", S&P 2017,
   https://arxiv.org/abs/1608.04644 (minimal-norm L2; eps=inf reports the norms found);
-- ``square``: Andriushchenko et al., "Square Attack: a query-efficient black-box adversarial
-  attack via random search", ECCV 2020, https://arxiv.org/abs/1912.00049 (score-based);
+- ``square-art``: Andriushchenko et al., "Square Attack: a query-efficient black-box adversarial
+  attack via random search", ECCV 2020, https://arxiv.org/abs/1912.00049 (score-based; ART's
+  implementation, kept as a cross-check of the native ``square`` in :mod:`attacks.square`);
 - ``hopskipjump``: Chen, Jordan & Wainwright, "HopSkipJumpAttack: A Query-Efficient
   Decision-Based Attack", S&P 2020, https://arxiv.org/abs/1904.02144 (labels only, minimal norm);
 - ``art-autoattack``: ART's AutoAttack (Croce & Hein, ICML 2020) over ART's APGD-CE, APGD-DLR
@@ -30,7 +31,14 @@ from torch import nn
 
 from attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack
 
-__all__ = ["ARTAutoAttack", "CarliniWagnerL2", "HopSkipJump", "SquareAttack", "art_classifier"]
+__all__ = [
+    "ARTAutoAttack",
+    "ARTSquareAttack",
+    "ARTSquareParams",
+    "CarliniWagnerL2",
+    "HopSkipJump",
+    "art_classifier",
+]
 
 
 def art_classifier(
@@ -176,13 +184,14 @@ class CarliniWagnerL2(_ARTAttack):
 
 
 @dataclass
-class SquareParams(AttackParams):
-    """Square Attack parameters.
+class ARTSquareParams(AttackParams):
+    """Parameters of ART's Square Attack.
 
     Attributes
     ----------
     max_iter
-        Queries per sample (AutoAttack uses 5000).
+        Iterations per sample after the initial query (ART's ``max_iter``; AutoAttack uses
+        5000).
     p_init
         Initial fraction of pixels changed per square (0.8 for L-inf).
     restarts
@@ -197,26 +206,26 @@ class SquareParams(AttackParams):
     batch_size: int = 256
 
 
-class SquareAttack(_ARTAttack):
-    """Square Attack, score-based black-box random search, through ART.
+class ARTSquareAttack(_ARTAttack):
+    """Square Attack, score-based black-box random search, through ART (``square-art``).
 
-    Andriushchenko et al. 2020, https://arxiv.org/abs/1912.00049. Uses no gradients: the
-    reference point for the gradient-masking check (a black-box attack must not beat the
-    white-box ones).
+    Andriushchenko et al. 2020, https://arxiv.org/abs/1912.00049. The suites use the native
+    :class:`attacks.square.SquareAttack` (``square``: on the device, batched, much faster);
+    this adapter runs ART's NumPy implementation as an independent cross-check.
 
     Examples
     --------
     >>> import torch, attacks
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     >>> x, y = torch.rand(4, 1, 4, 4), torch.randint(0, 3, (4,))
-    >>> res = attacks.SquareAttack(eps=0.1, max_iter=20)(model, x, y)
+    >>> res = attacks.ARTSquareAttack(eps=0.1, max_iter=20)(model, x, y)
     >>> bool(((res.x_adv - x).abs() <= 0.1 + 1e-6).all())
     True
     """
 
-    name = "square"
-    Params = SquareParams
-    params: SquareParams
+    name = "square-art"
+    Params = ARTSquareParams
+    params: ARTSquareParams
     white_box = False
 
     def perturb(
@@ -224,7 +233,7 @@ class SquareAttack(_ARTAttack):
     ) -> torch.Tensor:
         if x.dim() != 4:
             raise AttackError(
-                f"square: Square Attack samples square image patches and needs image inputs "
+                f"{self.name}: Square Attack samples square image patches and needs image inputs "
                 f"(N, C, H, W); got shape {tuple(x.shape)}"
             )
         return super().perturb(model, x, y, ctx)

@@ -1,6 +1,7 @@
-"""PGD-10 L-inf side by side: trustbench native vs ART vs torchattacks vs the graph limit.
+"""Attacks side by side: trustbench native vs ART vs torchattacks (PGD-10 L-inf; Square).
 
-One run times, on the same model, inputs and device:
+``--attack pgd`` (default) times PGD-10 L-inf; one run times, on the same model, inputs and
+device:
 
 - ``trustbench``: ``attacks.PGD`` (the full ``__call__``: input checks, clean and verification
   passes, projection, parameter checks), early stop off so that every implementation does the
@@ -19,10 +20,29 @@ model) and ``resnet18`` (torchvision, 10 classes, 3x32x32). Inputs are random; l
 model's own predictions, so every sample starts correctly classified. Reports images/s
 (median over repetitions after warm-up) and ratios; ``--json FILE`` writes everything.
 
+``--attack square`` times the Square Attack (black box, ``--norm linf|l2``, ``--queries`` per
+sample, the initial query included) with the same budget in every implementation:
+
+- ``trustbench``: ``attacks.SquareAttack(eps, norm, max_iter=queries)`` (native, batched, on
+  the device; the full ``__call__``);
+- ``trustbench-contiguous``: the same without the CPU channels-last fast path (CPU only);
+- ``art``: the ``square-art`` adapter (ART's ``SquareAttack``, ``max_iter=queries - 1``: ART
+  adds the initial query);
+- ``torchattacks``: ``torchattacks.Square(n_queries=queries - 1)`` (AutoAttack's port; it
+  also adds the initial query).
+
+and reports images/s and the robust accuracy each reaches (with a Clopper-Pearson interval),
+one timed run each after a warm-up on 16 samples (``--reps`` to repeat, round robin; the runs
+take seconds to minutes).
+
 Usage::
 
     python benchmarks/bench_attacks.py --device cpu --model lenet --batch 1000
     python benchmarks/bench_attacks.py --device cuda --model resnet18 --batch 256
+    python benchmarks/bench_attacks.py --attack square --device cpu --task mnist5k-cnn \
+        --data test --batch 200 --norm linf --eps 0.3 --queries 1000 --threads 2
+    python benchmarks/bench_attacks.py --attack square --device cpu --task mnist5k-cnn \
+        --data test --batch 200 --norm l2 --eps 2.0 --queries 1000 --threads 2
 """
 
 from __future__ import annotations
@@ -129,6 +149,106 @@ def limit_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> 
     return run_eager
 
 
+def bench_square(
+    args: argparse.Namespace,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    reps: int,
+    skip: set[str],
+) -> None:
+    """Square Attack: native vs ART (``square-art``) vs torchattacks, same queries and eps."""
+    from trustbench.stats import clopper_pearson_interval
+
+    device, batch, eps, norm, q = x.device, len(x), args.eps, args.norm, args.queries
+    fns: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
+    native = attacks.SquareAttack(eps=eps, norm=norm, max_iter=q)
+    fns["trustbench"] = lambda xx, yy: native(model, xx, yy, seed=0).x_adv
+    if device.type == "cpu":
+        plain = attacks.SquareAttack(eps=eps, norm=norm, max_iter=q)
+        plain.channels_last_on_cpu = False  # type: ignore[misc]
+        fns["trustbench-contiguous"] = lambda xx, yy: plain(model, xx, yy, seed=0).x_adv
+    if "art" not in skip:
+        try:
+            import art  # noqa: F401
+
+            art_sq = attacks.ARTSquareAttack(eps=eps, norm=norm, max_iter=q - 1, batch_size=batch)
+            fns["art"] = lambda xx, yy: art_sq(model, xx, yy, seed=0).x_adv
+        except ImportError as exc:
+            print(f"art: not installed ({exc})")
+    if "torchattacks" not in skip:
+        try:
+            import torchattacks
+
+            ta = torchattacks.Square(
+                model, norm="Linf" if norm == "linf" else "L2", eps=eps, n_queries=q - 1, seed=0
+            )
+            fns["torchattacks"] = lambda xx, yy: ta(xx, yy)
+        except ImportError as exc:
+            print(f"torchattacks: not installed ({exc})")
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    robust: dict[str, int] = {}
+    with torch.no_grad():
+        clean = model(x).argmax(1) == y
+    for fn in fns.values():  # warm-up on a few samples (allocator, oneDNN, channels-last check)
+        fn(x[:16], y[:16])
+    sync(device)
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            adv = fn(x, y)
+            sync(device)
+            times[k].append(time.perf_counter() - t0)
+            with torch.no_grad():
+                delta = (adv - x).flatten(1)
+                size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+                assert float(size.max()) <= eps * (1 + 1e-5) + 1e-6, (k, float(size.max()))
+                robust[k] = int((clean & (model(adv).argmax(1) == y)).sum())
+    results: dict[str, float] = {}
+    print(
+        f"square {norm} eps {eps:g}, {q} queries/sample, {batch} samples, "
+        f"clean accuracy {float(clean.float().mean()):.3f}"
+    )
+    for k, ts in times.items():
+        sec = statistics.median(ts)
+        results[k] = batch / sec
+        lo, hi = clopper_pearson_interval(robust[k], batch)
+        print(
+            f"{k:24s} {sec:8.2f} s {batch / sec:9.1f} images/s   robust accuracy "
+            f"{robust[k] / batch:.3f} [{lo:.3f}, {hi:.3f}]",
+            flush=True,
+        )
+    base = results["trustbench"]
+    print("\nratios (trustbench images/s over each):")
+    for k, v in results.items():
+        if k != "trustbench":
+            print(f"  vs {k:22s} {base / v:6.2f}x")
+    info = {
+        "command": " ".join(sys.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "model": args.task or args.model,
+        "data": args.data,
+        "attack": "square",
+        "norm": norm,
+        "eps": eps,
+        "queries": q,
+        "batch": batch,
+        "clean_accuracy": float(clean.float().mean()),
+        "images_per_s": results,
+        "seconds": {k: statistics.median(ts) for k, ts in times.items()},
+        "robust_accuracy": {k: v / batch for k, v in robust.items()},
+        "ratios": {k: base / v for k, v in results.items() if k != "trustbench"},
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -147,13 +267,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip", default="", help="comma-separated implementations to skip")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--attack", choices=["pgd", "square"], default="pgd")
+    ap.add_argument("--norm", choices=["linf", "l2"], default="linf", help="square only")
+    ap.add_argument("--queries", type=int, default=1000, help="square: queries per sample")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     model_name = args.model or ("resnet18" if device.type == "cuda" else "lenet")
     batch = args.batch or (256 if device.type == "cuda" else 1000)
-    reps = args.reps or (20 if device.type == "cuda" else 5)
+    if args.attack == "square":
+        batch = args.batch or 200
+    reps = args.reps or (1 if args.attack == "square" else 20 if device.type == "cuda" else 5)
     warmup = 3 if device.type == "cuda" else 1
     skip = set(filter(None, args.skip.split(",")))
 
@@ -172,6 +297,9 @@ def main() -> None:
         x = torch.rand(batch, *shape, generator=gen).to(device)
         with torch.no_grad():
             y = model(x).argmax(1)
+    if args.attack == "square":
+        bench_square(args, model, x, y, reps, skip)
+        return
     eps, steps = args.eps, args.steps
     alpha = 2.5 * eps / steps
     fns: dict[str, Callable[[], Any]] = {}
@@ -222,7 +350,7 @@ def main() -> None:
             import torchattacks
 
             ta = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
-            fns["torchattacks"] = lambda: ta(x, y)
+            fns["torchattacks"] = lambda xx, yy: ta(xx, yy)
         except ImportError as exc:
             print(f"torchattacks: not installed ({exc})")
     flags = [p.requires_grad for p in model.parameters()]

@@ -283,10 +283,10 @@ def test_apgd(ctx, norm, loss, record_metric):
 
 @pytest.mark.parametrize("norm", NORMS)
 def test_blackbox_square(ctx, norm, record_metric, record_check):
-    """Square Attack (no gradients) must not beat the white-box attacks: gradient masking."""
+    """Square Attack (no gradients; native, on the task's device) must not beat the white-box
+    attacks: gradient masking."""
     if not ctx.budget.blackbox:
         pytest.skip(f"the black-box attack is not run in the {ctx.budget.profile} profile")
-    pytest.importorskip("art", reason="Square Attack runs through ART")
     if len(ctx.task.input_shape) != 3:
         pytest.skip("Square Attack perturbs square image patches; the inputs are not images")
     eps = _headline(ctx, norm)
@@ -334,7 +334,6 @@ def test_worst_case_robust_accuracy(ctx, norm, record_metric):
         score_weight=WEIGHT_LINF if norm == "linf" else WEIGHT_L2,
     )
     if ctx.budget.ensemble and ctx.budget.blackbox and len(ctx.task.input_shape) == 3:
-        pytest.importorskip("art", reason="the ensemble's Square Attack runs through ART")
         sq = ctx.square(norm, eps)
         m = sq.n
         ens = sq.robust.clone()

@@ -3,7 +3,7 @@
 The model quantises its input (``round(4x) / 4``), whose gradient is zero almost everywhere:
 gradient-based attacks are blind and report a flattering robust accuracy. The checks must catch
 it: zero input gradients, an eps covering the whole input range that does not break it, and a
-black-box attack (Square, through ART) that beats the white-box one.
+black-box attack (the native Square Attack) that beats the white-box one.
 """
 
 from __future__ import annotations
@@ -85,9 +85,7 @@ def test_constant_model_is_not_called_masked(models) -> None:
     assert r.passed and "no input of another predicted class" in r.detail
 
 
-@pytest.mark.slow
 def test_blackbox_beats_whitebox_on_masked_model(models) -> None:
-    pytest.importorskip("art")
     net, masked, x, y = models
     for model, flagged in ((masked, True), (net, False)):
         wb = evaluate_attack(attacks.PGD(eps=0.1, steps=10), model, x, y)
