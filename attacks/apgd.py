@@ -22,7 +22,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack, lp_norms
+from attacks.base import (
+    AttackContext,
+    AttackError,
+    AttackParams,
+    EvasionAttack,
+    lp_norms,
+    per_sample,
+    restart_on_robust,
+)
 from attacks.losses import ce_loss, dlr_loss
 
 __all__ = ["APGDCE", "APGDDLR", "APGDParams"]
@@ -50,9 +58,6 @@ class APGDParams(AttackParams):
     early_stop: bool = True
 
 
-def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *[1] * (like.dim() - 1))
-
 
 class _APGD(EvasionAttack):
     """Shared APGD machinery; subclasses choose the loss."""
@@ -77,28 +82,17 @@ class _APGD(EvasionAttack):
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext
     ) -> torch.Tensor:
-        robust = ctx.clean_logits.argmax(1) == y
-        out = x.clone()
-        for _ in range(self.params.restarts):
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            adv, fooled = self._single_run(model, x[idx], y[idx], ctx)
-            out[idx] = adv
-            robust[idx[fooled]] = False
-        return out
-
-    def _clip(self, t: torch.Tensor, ctx: AttackContext) -> torch.Tensor:
-        r = ctx.input_range
-        return t if r is None else t.clamp(r[0], r[1])
+        return restart_on_robust(
+            x, y, ctx, self.params.restarts, lambda xs, ys: self._single_run(model, xs, ys, ctx)
+        )
 
     def _proj(self, t: torch.Tensor, x: torch.Tensor, ctx: AttackContext) -> torch.Tensor:
         eps = self.params.eps
         if self.params.norm == "linf":
-            return self._clip(torch.minimum(torch.maximum(t, x - eps), x + eps), ctx)
+            return ctx.clip(torch.minimum(torch.maximum(t, x - eps), x + eps))
         d = t - x
-        n = _b(lp_norms(d, "l2"), x)
-        return self._clip(x + d / (n + 1e-12) * torch.clamp(n, max=eps), ctx)
+        n = per_sample(lp_norms(d, "l2"), x)
+        return ctx.clip(x + d / (n + 1e-12) * torch.clamp(n, max=eps))
 
     def _grad(
         self, model: nn.Module, xa: torch.Tensor, y: torch.Tensor
@@ -124,11 +118,11 @@ class _APGD(EvasionAttack):
 
         if norm == "linf":
             t = 2 * torch.rand(x.shape, generator=gen, device=dev, dtype=x.dtype) - 1
-            xa = x + eps * t / _b(lp_norms(t, "linf").clamp_min(1e-12), x)
+            xa = x + eps * t / per_sample(lp_norms(t, "linf").clamp_min(1e-12), x)
         else:
             t = torch.randn(x.shape, generator=gen, device=dev, dtype=x.dtype)
-            xa = x + eps * t / _b(lp_norms(t, "l2").clamp_min(1e-12), x)
-        xa = self._clip(xa, ctx)
+            xa = x + eps * t / per_sample(lp_norms(t, "l2").clamp_min(1e-12), x)
+        xa = ctx.clip(xa)
 
         out = xa.clone()  # per original sample: first misclassifying point, else best-loss point
         fooled_all = torch.zeros(n0, dtype=torch.bool, device=dev)
@@ -161,12 +155,12 @@ class _APGD(EvasionAttack):
                 grad2 = xa - xa_old
                 xa_old = xa
                 a = 0.75 if i > 0 else 1.0
-                s = _b(step, x)
+                s = per_sample(step, x)
                 if norm == "linf":
                     x1 = self._proj(xa + s * grad.sign(), x, ctx)
                     x1 = self._proj(xa + (x1 - xa) * a + grad2 * (1 - a), x, ctx)
                 else:
-                    gn = _b(lp_norms(grad, "l2"), x) + 1e-12
+                    gn = per_sample(lp_norms(grad, "l2"), x) + 1e-12
                     x1 = self._proj(xa + s * grad / gn, x, ctx)
                     x1 = self._proj(xa + (x1 - xa) * a + grad2 * (1 - a), x, ctx)
                 xa = x1
@@ -181,8 +175,8 @@ class _APGD(EvasionAttack):
                 acc = acc & pred
                 hist[i + 1] = loss
                 better = loss > loss_best
-                x_best = torch.where(_b(better, x), xa, x_best)
-                grad_best = torch.where(_b(better, x), grad, grad_best)
+                x_best = torch.where(per_sample(better, x), xa, x_best)
+                grad_best = torch.where(per_sample(better, x), grad, grad_best)
                 loss_best = torch.where(better, loss, loss_best)
 
                 counter += 1
@@ -196,8 +190,8 @@ class _APGD(EvasionAttack):
                     loss_best_last = loss_best.clone()
                     if bool(osc.any()):
                         step = torch.where(osc, step / 2.0, step)
-                        xa = torch.where(_b(osc, x), x_best, xa)
-                        grad = torch.where(_b(osc, x), grad_best, grad)
+                        xa = torch.where(per_sample(osc, x), x_best, xa)
+                        grad = torch.where(per_sample(osc, x), grad_best, grad)
                     k = max(k - size_decr, n_iter_min)
                     counter = 0
 

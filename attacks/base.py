@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
@@ -40,7 +40,9 @@ __all__ = [
     "AttackStats",
     "EvasionAttack",
     "lp_norms",
+    "per_sample",
     "project",
+    "restart_on_robust",
 ]
 
 NORMS = ("linf", "l2")
@@ -140,6 +142,11 @@ class AttackContext:
     stats: AttackStats
     raw_model: nn.Module
 
+    def clip(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` clipped to the input range (unchanged where there is none)."""
+        r = self.input_range
+        return t if r is None else t.clamp(r[0], r[1])
+
 
 class _Counted(nn.Module):
     """Counts forward calls/samples, and backward passes through the output (via a hook)."""
@@ -220,8 +227,31 @@ def lp_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
     return flat.norm(p=2, dim=1)
 
 
-def _bshape(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` per-sample values reshaped to broadcast against ``like`` (``(N, ...)``)."""
     return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def restart_on_robust(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ctx: AttackContext,
+    restarts: int,
+    single_run: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> torch.Tensor:
+    """Up to ``restarts`` runs of ``single_run(x_sub, y_sub) -> (examples, fooled)``, each on
+    the samples still correctly classified (clean, then after the earlier runs); samples never
+    attacked keep their input."""
+    robust = ctx.clean_logits.argmax(1) == y
+    out = x.clone()
+    for _ in range(restarts):
+        idx = robust.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        adv, fooled = single_run(x[idx], y[idx])
+        out[idx] = adv
+        robust[idx[fooled]] = False
+    return out
 
 
 def project(
@@ -239,7 +269,7 @@ def project(
     delta = x_adv - x
     if norm == "linf":
         if isinstance(eps, torch.Tensor):
-            e = _bshape(eps, x)
+            e = per_sample(eps, x)
             delta = torch.maximum(torch.minimum(delta, e), -e)
         elif math.isfinite(eps):
             delta = delta.clamp(-eps, eps)
@@ -248,7 +278,7 @@ def project(
             n = lp_norms(delta, "l2")
             e = eps if isinstance(eps, torch.Tensor) else torch.full_like(n, eps)
             factor = torch.where(n > e, e / n.clamp_min(1e-12), torch.ones_like(n))
-            delta = delta * _bshape(factor, x)
+            delta = delta * per_sample(factor, x)
     out = x + delta
     if input_range is not None:
         out = out.clamp(input_range[0], input_range[1])

@@ -36,7 +36,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack
+from attacks.base import (
+    AttackContext,
+    AttackError,
+    AttackParams,
+    EvasionAttack,
+    per_sample,
+    restart_on_robust,
+)
 from attacks.losses import margin_loss
 
 __all__ = ["SquareAttack", "SquareParams", "p_selection", "pseudo_gaussian_window"]
@@ -117,9 +124,6 @@ def pseudo_gaussian_window(s: int) -> torch.Tensor:
     return delta / delta.pow(2).sum().sqrt()
 
 
-def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *[1] * (like.dim() - 1))
-
 
 class SquareAttack(EvasionAttack):
     """Square Attack (L-inf or L2): score-based black-box random search on the margin loss.
@@ -185,25 +189,15 @@ class SquareAttack(EvasionAttack):
                 f"square: Square Attack samples square image patches and needs image inputs "
                 f"(N, C, H, W); got shape {tuple(x.shape)}"
             )
-        robust = ctx.clean_logits.argmax(1) == y
-        out = x.clone()
         with torch.no_grad():
-            for _ in range(self.params.restarts):
-                idx = robust.nonzero().squeeze(1)
-                if idx.numel() == 0:
-                    break
-                adv, fooled = self._single_run(model, x[idx], y[idx], ctx)
-                out[idx] = adv
-                robust[idx[fooled]] = False
-        return out
+            return restart_on_robust(
+                x, y, ctx, self.params.restarts,
+                lambda xs, ys: self._single_run(model, xs, ys, ctx),
+            )
 
     def _margin(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``z_y - max_{j != y} z_j`` per sample: <= 0 iff misclassified."""
         return -margin_loss(model(x), y)
-
-    def _clip(self, t: torch.Tensor, ctx: AttackContext) -> torch.Tensor:
-        r = ctx.input_range
-        return t if r is None else t.clamp(r[0], r[1])
 
     def _signs(
         self, shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator
@@ -229,7 +223,7 @@ class SquareAttack(EvasionAttack):
         p, gen = self.params, ctx.generator
         n, c, h, w = x.shape
         if p.norm == "linf":  # vertical stripes: one sign per (sample, channel, column)
-            return self._clip(x + p.eps * self._signs((n, c, 1, w), x, gen), ctx)
+            return ctx.clip(x + p.eps * self._signs((n, c, 1, w), x, gen))
         s = max(min(h, w) // 5, 1)
         nh, nw = h // s, w // s
         oh, ow = (h - nh * s) // 2, (w - nw * s) // 2
@@ -239,7 +233,7 @@ class SquareAttack(EvasionAttack):
         delta = torch.zeros_like(x)
         delta[:, :, oh : oh + nh * s, ow : ow + nw * s] = grid
         norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return self._clip(x + delta / _b(norm, x) * p.eps, ctx)
+        return ctx.clip(x + delta / per_sample(norm, x) * p.eps)
 
     def _positions(
         self, m: int, s: int, h: int, w: int, like: torch.Tensor, gen: torch.Generator
@@ -283,7 +277,7 @@ class SquareAttack(EvasionAttack):
         vh, vw = self._positions(m, s, h, w, xs, gen)
         inside = self._mask(vh, vw, s, rows, cols)
         # x_best + 2 eps sign, projected on the ball: the square's pixels become x +- eps
-        corner = self._clip(xs + p.eps * self._signs((m, c, 1, 1), xs, gen), ctx)
+        corner = ctx.clip(xs + p.eps * self._signs((m, c, 1, 1), xs, gen))
         return torch.where(inside, corner, xb)
 
     def _candidate_l2(
@@ -323,7 +317,7 @@ class SquareAttack(EvasionAttack):
         new = new / (1e-12 + new.norm(dim=2, keepdim=True)) * budget
         delta = (delta * ~mask2).reshape(m, c, h * w).scatter(2, flat, new).reshape(m, c, h, w)
         norm = delta.flatten(1).norm(dim=1)
-        return self._clip(xs + delta / _b(1e-12 + norm, xs) * p.eps, ctx)
+        return ctx.clip(xs + delta / per_sample(1e-12 + norm, xs) * p.eps)
 
     def _single_run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext
@@ -354,7 +348,7 @@ class SquareAttack(EvasionAttack):
             x_new = candidate(xs, xb, i, ctx, rows, cols)
             m_new = self._margin(model, x_new, ys)
             better = (m_new < mg) & (mg > 0)  # a misclassified sample keeps its point
-            xb = torch.where(_b(better, xb), x_new, xb)
+            xb = torch.where(per_sample(better, xb), x_new, xb)
             mg = torch.where(better, m_new, mg)
         out[active] = xb
         margin_out[active] = mg

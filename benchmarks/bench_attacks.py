@@ -93,6 +93,19 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+def run_info(device: torch.device) -> dict:
+    """Command, date, machine, device and torch version of this run (for the JSON record)."""
+    return {
+        "command": " ".join(sys.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
 def build(model: str, task: str | None, device: torch.device) -> tuple[nn.Module, Any]:
     if task:
         from trustbench.config import RunConfig
@@ -224,13 +237,7 @@ def bench_square(
         if k != "trustbench":
             print(f"  vs {k:22s} {base / v:6.2f}x")
     info = {
-        "command": " ".join(sys.argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **run_info(device),
         "model": args.task or args.model,
         "data": args.data,
         "attack": "square",
@@ -406,13 +413,7 @@ def main() -> None:
         if k not in ("trustbench", "one-forward"):
             print(f"  vs {k:22s} {base / v:6.2f}x")
     info = {
-        "command": " ".join(sys.argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **run_info(device),
         "model": args.task or model_name,
         "data": args.data,
         "batch": batch,

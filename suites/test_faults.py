@@ -51,26 +51,25 @@ def weight_campaign(task, eval_set, weight_config):
         pytest.skip(f"no weight fault campaign for task {task.name}: {exc}")
 
 
+def _one_per_sample(target, task, eval_set, budget, bench_config):
+    """A campaign of one fault per sample (activations or inputs), skipped with the reason
+    where the task's model does not allow it."""
+    try:
+        return run_campaign(task.model, *eval_set, target=target,
+                            n_faults=budget.n_activation_faults, margin=budget.margin,
+                            confidence=budget.confidence, seed=bench_config.seed)
+    except FaultError as exc:
+        pytest.skip(f"no {target} fault campaign for task {task.name}: {exc}")
+
+
 @pytest.fixture(scope="module")
 def activation_campaign(task, eval_set, faults_budget, bench_config):
-    b = faults_budget
-    try:
-        return run_campaign(task.model, *eval_set, target="activations",
-                            n_faults=b.n_activation_faults, margin=b.margin,
-                            confidence=b.confidence, seed=bench_config.seed)
-    except FaultError as exc:
-        pytest.skip(f"no activation fault campaign for task {task.name}: {exc}")
+    return _one_per_sample("activations", task, eval_set, faults_budget, bench_config)
 
 
 @pytest.fixture(scope="module")
 def input_campaign(task, eval_set, faults_budget, bench_config):
-    b = faults_budget
-    try:
-        return run_campaign(task.model, *eval_set, target="inputs",
-                            n_faults=b.n_activation_faults, margin=b.margin,
-                            confidence=b.confidence, seed=bench_config.seed)
-    except FaultError as exc:
-        pytest.skip(f"no input fault campaign for task {task.name}: {exc}")
+    return _one_per_sample("inputs", task, eval_set, faults_budget, bench_config)
 
 
 def _params(res, **extra):

@@ -106,3 +106,14 @@ def state_bytes(model: nn.Module) -> dict[str, bytes]:
     """Exact bytes of every parameter and buffer."""
     return {k: v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
             for k, v in model.state_dict().items()}
+
+
+def naive_outcome(out: torch.Tensor, golden: int, label: int) -> int:
+    """Outcome code of one input's faulty output, classified independently of the engine."""
+    from faults.engine import CRITICAL_SDC, DUE, MASKED, SDC
+
+    if not torch.isfinite(out).all():
+        return DUE
+    if out.argmax(1).item() != golden:
+        return CRITICAL_SDC if golden == label else SDC
+    return MASKED
