@@ -13,7 +13,12 @@ from faults.bits import BitLayout, flip_, int_view, layout_for
 from faults.campaign import CampaignConfig, CampaignResult, CampaignState, Rate, run_campaign
 from faults.engine import strict_fp32
 from faults.errors import FaultError, IntegrityError
-from faults.protection import Protection, RangeRestriction, evaluate_protection
+from faults.protection import (
+    Protection,
+    RangeRestriction,
+    WeightRangeCheck,
+    evaluate_protection,
+)
 
 __all__ = [
     "BitLayout",
@@ -27,6 +32,7 @@ __all__ = [
     "Protection",
     "RangeRestriction",
     "Rate",
+    "WeightRangeCheck",
     "evaluate_protection",
     "flip_",
     "int_view",

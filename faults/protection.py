@@ -5,10 +5,18 @@ A :class:`Protection` is fitted on clean data, then applied to a model as a cont
 :func:`evaluate_protection` runs both on the same faults and reports the SDC reduction with an
 interval, the clean-accuracy cost and the latency cost.
 
-Built in: :class:`RangeRestriction` ("Ranger"; Chen et al. 2021, "A Low-cost Fault Corrector for
-Deep Neural Networks through Range Restriction", DSN'21): per-layer activation bounds are
-profiled on clean data and outputs are clamped to them, so a flipped exponent bit cannot push an
-activation to 1e38.
+Built in:
+
+- :class:`RangeRestriction` ("Ranger"; Chen et al. 2021, "A Low-cost Fault Corrector for Deep
+  Neural Networks through Range Restriction", DSN'21): per-layer activation bounds are profiled
+  on clean data and outputs are clamped to them, so a flipped exponent bit cannot push an
+  activation to 1e38;
+- :class:`WeightRangeCheck` (``weight_range``): the weight-side counterpart, a range check of the
+  stored weights at every use: each Conv/Linear weight word whose magnitude exceeds the largest
+  magnitude of its layer's fault-free weights (or that is Inf/NaN) is read as zero (or clamped),
+  the cheap plausibility check that motivates Hong et al. 2019 ("Terminal Brain Damage",
+  USENIX Security: most damaging flips are exponent flips that make a weight huge). The stored
+  words are not changed; the check runs on every forward pass.
 
 >>> import torch
 >>> from torch import nn
@@ -44,6 +52,11 @@ class Protection(Plugin, kind="protection"):
     """Base of protections: ``fit(model, x)`` on clean data, then ``with p.applied(model):``."""
 
     Params: ClassVar[type] = dict
+
+    @property
+    def fitted(self) -> bool:
+        """Whether :meth:`fit` has profiled a model (protections without a profile: True)."""
+        return True
 
     def fit(self, model: nn.Module, x: torch.Tensor) -> Protection:
         """Profile the clean model (returns self)."""
@@ -104,6 +117,10 @@ class RangeRestriction(Protection):
         self.bounds: dict[str, tuple[float, float]] = {}
         self._modules: dict[str, nn.Module] = {}
 
+    @property
+    def fitted(self) -> bool:
+        return bool(self.bounds)
+
     def fit(self, model: nn.Module, x: torch.Tensor) -> RangeRestriction:
         """Record per-layer min/max of the bounded outputs over ``x``."""
         types = self.params.layer_types
@@ -160,6 +177,118 @@ class RangeRestriction(Protection):
                     raise FaultError(f"RangeRestriction was fitted on another model: no layer "
                                      f"{name!r} here.")
                 handles.append(named[name].register_forward_hook(make(lo, hi)))
+            yield model
+        finally:
+            for h in handles:
+                h.remove()
+
+
+
+@dataclass
+class WeightRangeCheckParams:
+    """Parameters of :class:`WeightRangeCheck`.
+
+    Attributes
+    ----------
+    layer_types
+        Layers whose ``weight`` is checked (default: Conv and Linear layers,
+        :data:`faults.sites.DEFAULT_LAYER_TYPES`).
+    margin
+        Relative slack on each layer's bound (0.0: the largest clean magnitude itself).
+    mode
+        ``"zero"``: an out-of-range or non-finite word is read as 0; ``"clamp"``: it is clamped
+        to the bound with its sign (a NaN stays NaN).
+    """
+
+    layer_types: tuple[str, ...] | None = None
+    margin: float = 0.0
+    mode: str = "zero"
+
+
+class WeightRangeCheck(Protection):
+    """Read each Conv/Linear weight through a range check against its clean magnitude bound.
+
+    ``fit`` records, per layer, the largest magnitude of the (fault-free) weights; ``applied``
+    makes every forward pass of those layers use ``where(|w| <= bound, w, 0)`` (``mode="zero"``)
+    or ``clamp(w, -bound, bound)`` instead of the stored ``w``, through a pre-hook that swaps the
+    checked tensor in for the call and a hook that puts the parameter back. The stored words
+    are untouched, so a fault injected into them is still there, and is caught at every use.
+    ``x`` is not needed to fit (the bound comes from the weights), but accepted for the common
+    interface.
+    """
+
+    name = "weight_range"
+    Params = WeightRangeCheckParams
+
+    def __init__(self, params: WeightRangeCheckParams | None = None, **kwargs: Any) -> None:
+        try:
+            self.params = params or WeightRangeCheckParams(**kwargs)
+        except TypeError:
+            raise FaultError(f"weight_range parameters are: "
+                             f"{[f.name for f in dataclasses.fields(WeightRangeCheckParams)]}"
+                             ) from None
+        if self.params.mode not in ("zero", "clamp"):
+            raise FaultError(f"weight_range mode must be 'zero' or 'clamp', got "
+                             f"{self.params.mode!r}")
+        if not self.params.margin >= 0:
+            raise FaultError(f"weight_range margin must be >= 0, got {self.params.margin!r}")
+        self.bounds: dict[str, float] = {}
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.bounds)
+
+    def fit(self, model: nn.Module, x: torch.Tensor | None = None) -> WeightRangeCheck:
+        """Record each checked layer's largest clean weight magnitude."""
+        from faults.sites import weight_sites
+
+        sites = weight_sites(model, self.params.layer_types, r"^weight$",
+                             include_buffers=False)
+        self.bounds = {}
+        for s in sites:
+            if not s.tensor.is_floating_point():
+                continue
+            bound = float(s.tensor.detach().abs().amax())
+            if not math.isfinite(bound):
+                raise FaultError(f"weight_range: layer {s.module!r} already holds a "
+                                 "non-finite weight; fit on a fault-free model.")
+            self.bounds[s.module] = bound * (1.0 + self.params.margin)
+        if not self.bounds:
+            raise FaultError("weight_range: no floating-point Conv/Linear weights to check.")
+        return self
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[nn.Module]:
+        if not self.bounds:
+            raise FaultError("WeightRangeCheck must be fitted first (fit).")
+        named = dict(model.named_modules())
+        zero = self.params.mode == "zero"
+        handles = []
+
+        def make(bound: float):
+            def pre(m: nn.Module, _args: tuple) -> None:
+                w = m._parameters["weight"]
+                assert w is not None
+                checked = (torch.where(w.abs() <= bound, w, torch.zeros((), dtype=w.dtype,
+                                                                         device=w.device))
+                           if zero else w.clamp(-bound, bound))
+                m.__dict__["_trustbench_weight"] = w  # not registered as a parameter
+                m._parameters["weight"] = checked  # type: ignore[assignment]
+
+            def post(m: nn.Module, _args: tuple, _out: Any) -> None:
+                m._parameters["weight"] = m.__dict__.pop("_trustbench_weight")
+            return pre, post
+
+        try:
+            for name, bound in self.bounds.items():
+                module = named.get(name)
+                if module is None or not isinstance(module._parameters.get("weight"),
+                                                    torch.Tensor):
+                    raise FaultError(f"WeightRangeCheck was fitted on another model: no layer "
+                                     f"{name!r} with a weight here.")
+                pre, post = make(bound)
+                handles.append(module.register_forward_pre_hook(pre))
+                handles.append(module.register_forward_hook(post, always_call=True))
             yield model
         finally:
             for h in handles:
@@ -240,7 +369,7 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """
     from faults.campaign import run_campaign
 
-    if not getattr(protection, "bounds", True):
+    if not protection.fitted:
         protection.fit(model, x if x_fit is None else x_fit)
     if baseline is None:
         baseline = run_campaign(model, x, y, config, **overrides)

@@ -5,9 +5,9 @@ fault model), injected in place on the task's device and undone bit for bit; SDC
 critical SDC (a correct prediction became wrong) and DUE (non-finite output) rates with Wilson
 intervals; activation and input bit flips (one per sample); the share of weight bits no output
 can depend on; vulnerability per layer and per bit position; what Ranger-style range
-restriction buys and costs; the same campaign on fp32/fp16/bf16/int8 copies. Campaign sizes
-follow the profile (smoke: 200 faults; standard: Leveugle et al. 2009, 5 % margin at 95 %
-confidence; full: 1 % at 99 %).
+restriction and a weight range check buy and cost; the same campaign on fp32/fp16/bf16/int8
+copies. Campaign sizes follow the profile (smoke: 200 faults; standard: Leveugle et al. 2009,
+5 % margin at 95 % confidence; full: 1 % at 99 %).
 
 The headline scores are the weight SDC and critical-SDC rates (lower is better).
 """
@@ -20,7 +20,7 @@ from faults import profiles
 from faults.campaign import CampaignConfig, run_campaign
 from faults.errors import FaultError
 from faults.precision import compare_precisions
-from faults.protection import RangeRestriction, evaluate_protection
+from faults.protection import RangeRestriction, WeightRangeCheck, evaluate_protection
 
 INTERVAL = "Wilson score interval over faults"
 
@@ -149,24 +149,29 @@ def test_per_bit_vulnerability(weight_campaign, record_metric):
                   params=_params(res, cell_counts=res.per_bit_n))
 
 
-def test_range_restriction(task, eval_set, weight_config, weight_campaign, record_metric):
+@pytest.mark.parametrize("protection", ["ranger", "weight_range"])
+def test_protection(protection, task, eval_set, weight_config, weight_campaign, record_metric):
+    """Ranger (activation range restriction) and the weight range check, on the same faults:
+    SDC reduction with its interval, and the cost in clean accuracy and latency."""
     x_fit = task.x_train[:2000] if len(task.x_train) else eval_set[0]
+    prot = RangeRestriction() if protection == "ranger" else WeightRangeCheck()
     try:
-        ranger = RangeRestriction().fit(task.model, x_fit.to(task.device))
+        prot.fit(task.model, x_fit.to(task.device))
     except FaultError as exc:
-        pytest.skip(f"range restriction does not apply to task {task.name}: {exc}")
-    res = evaluate_protection(task.model, *eval_set, ranger, weight_config,
+        pytest.skip(f"{protection} does not apply to task {task.name}: {exc}")
+    res = evaluate_protection(task.model, *eval_set, prot, weight_config,
                               baseline=weight_campaign)
     params = _params(weight_campaign, protection=res.protection,
-                     bounded_layers=sorted(ranger.bounds),
+                     protected_layers=sorted(prot.bounds),
                      interval="Newcombe hybrid score interval of the difference")
-    record_metric("ranger_sdc_reduction", res.sdc_reduction, unit="fraction of faults",
+    record_metric(f"{protection}_sdc_reduction", res.sdc_reduction, unit="fraction of faults",
                   higher_is_better=True, ci=res.sdc_reduction_ci, n=res.protected.n_faults,
                   params=params)
-    _rate(record_metric, "ranger_weight_sdc_rate", res.protected.sdc, res.protected)
-    record_metric("ranger_clean_accuracy_cost", res.accuracy_cost, unit="fraction of inputs",
-                  higher_is_better=False, n=len(eval_set[0]), params=params)
-    record_metric("ranger_latency_overhead", res.latency_overhead, unit="fraction",
+    _rate(record_metric, f"{protection}_weight_sdc_rate", res.protected.sdc, res.protected)
+    record_metric(f"{protection}_clean_accuracy_cost", res.accuracy_cost,
+                  unit="fraction of inputs", higher_is_better=False, n=len(eval_set[0]),
+                  params=params)
+    record_metric(f"{protection}_latency_overhead", res.latency_overhead, unit="fraction",
                   higher_is_better=False, hardware_dependent=True, params=params)
 
 

@@ -147,3 +147,25 @@ def test_inert_pruning_on_gpu_equals_running_every_fault():
     # cuBLAS forms every product of the linear head; a convolution whose cuDNN kernel mixes
     # weights (Winograd/FFT) is left unanalysed by the probe, not pruned
     assert pruned.inert_bits_share is not None and pruned.n_pruned > 0
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_weight_range_check_in_graphs_equals_eager(lanes):
+    """The weight range check's pre-hook swaps a checked weight in at capture time; replays
+    recompute it from the stored (faulty) words, as the eager run does."""
+    from faults.protection import WeightRangeCheck
+
+    net, x, y = make_resnet_data()
+    gpu = net.cuda()
+    before = state_bytes(gpu)
+    check = WeightRangeCheck().fit(gpu)
+    kw = dict(n_faults=240, seed=5, fault_params=EXP, lanes=lanes)
+    with check.applied(gpu):
+        graphs = run_campaign(gpu, x, y, **kw)
+        eager = run_campaign(gpu, x, y, cuda_graphs=False, suffix=False, **kw)
+    plain = run_campaign(gpu, x, y, **kw)
+    assert state_bytes(gpu) == before
+    assert graphs.execution.startswith("cuda-graphs"), graphs.execution_reason
+    assert (graphs.outcomes == eager.outcomes).all()
+    assert graphs.state.changed == eager.state.changed
+    assert graphs.sdc.k < plain.sdc.k  # exponent flips to huge weights are read as zero

@@ -7,7 +7,12 @@ import torch
 
 from faults.campaign import CampaignConfig
 from faults.errors import FaultError
-from faults.protection import RangeRestriction, evaluate_protection, newcombe_difference
+from faults.protection import (
+    RangeRestriction,
+    WeightRangeCheck,
+    evaluate_protection,
+    newcombe_difference,
+)
 from trustbench import registry
 
 from .conftest import state_bytes
@@ -59,3 +64,56 @@ def test_ranger_reduces_exponent_sdc(tiny):
 def test_newcombe_contains_difference():
     lo, hi = newcombe_difference(0.3, (0.25, 0.36), 0.1, (0.07, 0.14))
     assert lo < 0.2 < hi and lo > 0
+
+
+def test_weight_range_registered_and_bad_parameters(tiny):
+    assert registry.get("protection", "weight_range") is WeightRangeCheck
+    with pytest.raises(FaultError, match="mode"):
+        WeightRangeCheck(mode="drop")
+    with pytest.raises(FaultError, match="parameters are"):
+        WeightRangeCheck(bound=3)
+    net = tiny[0]
+    with pytest.raises(FaultError, match="fitted first"), WeightRangeCheck().applied(net):
+        pass
+    fitted = WeightRangeCheck().fit(net)
+    with pytest.raises(FaultError, match="another model"), fitted.applied(
+            torch.nn.Sequential(torch.nn.Linear(2, 2))):
+        pass
+
+
+@pytest.mark.parametrize("mode", ["zero", "clamp"])
+def test_weight_range_reads_out_of_range_words_as_zero_or_bound(tiny, mode):
+    net, x, _ = tiny
+    check = WeightRangeCheck(mode=mode).fit(net, x)
+    bound = float(net.fc1.weight.detach().abs().amax())
+    assert check.bounds["fc1"] == bound and set(check.bounds) == {"conv", "fc1", "fc2"}
+    names = [n for n, _ in net.named_parameters()]
+    with torch.no_grad():
+        clean = net(x)
+        with check.applied(net):
+            assert torch.equal(net(x), clean)  # every clean word is in range
+            assert [n for n, _ in net.named_parameters()] == names  # nothing registered
+            net.fc1.weight[3, 5] = 1e30
+            protected = net(x)
+            assert isinstance(net.fc1.weight, torch.nn.Parameter)  # put back after the call
+        replaced = net.fc1.weight[3, 5].item()
+        net.fc1.weight[3, 5] = 0.0 if mode == "zero" else bound
+        expected = net(x)
+        net.fc1.weight[3, 5] = replaced
+        assert torch.equal(protected, expected)
+        if mode == "zero":
+            net.fc1.weight[3, 5] = float("nan")
+            with check.applied(net):
+                assert torch.isfinite(net(x)).all()
+    assert not net.fc1._forward_pre_hooks and not net.fc1._forward_hooks
+
+
+def test_weight_range_removes_exponent_sdc(tiny):
+    net, x, y = tiny
+    before = state_bytes(net)
+    cfg = CampaignConfig(n_faults=200, seed=4, fault_params={"bit": 30})
+    res = evaluate_protection(net, x, y, WeightRangeCheck(), cfg)
+    assert res.baseline.sdc.value > 0.15 and res.protected.sdc.value < 0.02
+    assert res.sdc_reduction_ci[0] > 0.1
+    assert res.accuracy_cost == 0.0 and res.protection["name"] == "weight_range"
+    assert state_bytes(net) == before
