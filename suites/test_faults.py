@@ -101,6 +101,7 @@ def test_weight_fault_rates(task, weight_campaign, bench_config, record_metric, 
         record_metric("weight_inert_bits_share", res.inert_bits_share,
                       unit="fraction of stored bits", n=res.analysed_bits,
                       params=_params(res, faults_decided_without_forward=res.n_pruned,
+                                     interval="none: an exact count over all analysed bits",
                                      definition="bits of weight words that every product "
                                      "multiplies by a zero input on the evaluation inputs "
                                      "(padding-only kernel taps, dead units): a finite "
