@@ -43,7 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
-#: A value at a cut: one tensor, or a tuple of tensors when several values are alive there.
+#: A value at a cut: one tensor, or a tuple when several values are alive there (tensors, and
+#: the occasional plain Python value a traced forward keeps alive, e.g. ``n = x.shape[0]``).
 Value = Any
 
 #: Most values a cut may carry (``linearise(max_live=...)``).
@@ -52,28 +53,42 @@ MAX_LIVE = 4
 MAX_CACHE_BYTES = 4 << 30
 
 
-def value_nbytes(v: Value) -> int:
-    """Bytes held by a cut value (a tensor or a tuple of tensors)."""
+def _is_group(v: Value) -> bool:
+    """A tuple/list of cut values (``torch.Size`` is a tuple, but one plain value)."""
+    return isinstance(v, (tuple, list)) and not isinstance(v, torch.Size)
+
+
+def _tensors(v: Value) -> list[torch.Tensor]:
     if isinstance(v, torch.Tensor):
-        return v.numel() * v.element_size()
-    return sum(value_nbytes(t) for t in v)
+        return [v]
+    return [t for part in v for t in _tensors(part)] if _is_group(v) else []
+
+
+def value_nbytes(v: Value) -> int:
+    """Bytes held by the tensors of a cut value."""
+    return sum(t.numel() * t.element_size() for t in _tensors(v))
 
 
 def value_len(v: Value) -> int:
     """Batch size of a cut value (of its first tensor)."""
-    return len(v) if isinstance(v, torch.Tensor) else value_len(v[0])
+    return len(_tensors(v)[0])
 
 
 def value_map(fn: Callable[..., torch.Tensor], *vs: Value) -> Value:
-    """``fn`` applied tensor by tensor to cut values of the same structure."""
+    """``fn`` applied tensor by tensor to cut values of the same structure (plain values are
+    taken from the first)."""
     if isinstance(vs[0], torch.Tensor):
         return fn(*vs)
+    if not _is_group(vs[0]):
+        return vs[0]
     return tuple(value_map(fn, *parts) for parts in zip(*vs))
 
 
 def _value_equal(a: Value, b: Value) -> bool:
     if isinstance(a, torch.Tensor):
         return bool(torch.equal(a, b))
+    if not _is_group(a):
+        return bool(a == b)
     return all(_value_equal(x, y) for x, y in zip(a, b))
 
 
@@ -357,11 +372,16 @@ def linearise(model: nn.Module, tensors: Sequence[torch.Tensor], example: torch.
             continue
         chain = Chain(path, "", list[Callable[[Value], Value]](segments),
                       _first_uses(segments), widths)
-        with torch.no_grad():
-            ref = model(example)
-            inputs, got, intact = _checked_trace(chain, example)
-        if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-5, atol=1e-6,
-                                                        equal_nan=True):
+        try:
+            with torch.no_grad():
+                ref = model(example)
+                inputs, got, intact = _checked_trace(chain, example)
+        except Exception as exc:  # a segment that cannot run on its own
+            attempts.append(f"{name}: running the chain failed: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:160] if str(exc) else ''}")
+            continue
+        if (not isinstance(got, torch.Tensor) or got.shape != ref.shape
+                or not torch.allclose(got, ref, rtol=1e-5, atol=1e-6, equal_nan=True)):
             attempts.append(f"{name}: the chain of segments does not reproduce model(x)")
             continue
         if not intact:

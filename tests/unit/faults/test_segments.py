@@ -105,3 +105,37 @@ def test_disabled():
     m = nn.Sequential(nn.Linear(4, 2)).eval()
     chain = linearise(m, [m[0].weight], torch.rand(2, 4), enabled=False)
     assert chain.path == "full" and "disabled" in chain.reason
+
+
+class KeepsBatchSize(nn.Module):
+    """``n = x.shape[0]`` stays alive across the cuts (as in torchvision's ViT), so cut values
+    carry a plain int beside the tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        n = x.shape[0]
+        h = torch.relu(self.a(x))
+        h = torch.relu(self.b(h))
+        return self.c(h.reshape(n, -1))
+
+
+def test_cut_values_may_carry_plain_python_values():
+    import faults  # noqa: F401  (registers the fault models)
+    from faults.campaign import run_campaign
+
+    torch.manual_seed(0)
+    net = KeepsBatchSize().eval()
+    x = torch.rand(40, 6)
+    chain = linearise(net, [s.tensor for s in weight_sites(net)], x, max_live=4)
+    assert chain.path == "fx" and len(chain.segments) >= 3 and max(chain.widths) == 2, chain.reason
+    with torch.no_grad():
+        y = net(x).argmax(1)
+        assert torch.equal(chain.run(x), net(x))
+    kw = dict(n_faults=120, seed=2, fault_params={"field": "exponent"}, batch_size=16)
+    fast = run_campaign(net, x, y, fault_batch=3, **kw)
+    full = run_campaign(net, x, y, suffix=False, **kw)
+    assert fast.path == "fx" and (fast.outcomes == full.outcomes).all()
+    assert fast.state.changed == full.state.changed
