@@ -498,13 +498,17 @@ def run_campaign(
                 asites = activation_sites(model, cfg.layer_types, cfg.pattern or "")
             engine = ActivationFaultEngine(model, asites, x, y, batch_size=cfg.batch_size,
                                            cuda_graphs=cfg.cuda_graphs, lanes=lanes)
+            asites = engine.sites  # without the modules the forward pass never calls
             names = [s.name for s in asites]
             types = [s.layer_type for s in asites]
             numel = [s.per_sample_numel for s in asites]
             layouts = [s.layout for s in asites]
             path, reason = "hooks", (
                 "one fault per sample" + (" in the model's input" if cfg.target == "inputs"
-                                          else "") + ", full forward per batch")
+                                          else "") + ", full forward per batch"
+                + (f"; {len(engine.excluded)} selected modules left out: " + "; ".join(
+                    f"{k} ({v})" for k, v in list(engine.excluded.items())[:5])
+                   if engine.excluded else ""))
             n_inputs = len(engine.golden)
         population = population_bits(numel, layouts) * (
             1 if cfg.target == "weights" else n_inputs)

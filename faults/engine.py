@@ -916,6 +916,8 @@ class ActivationFaultEngine:
         self._fired: set[int] = set()
         self._fault_model: FaultModel | None = None
         self._pure_flip = True
+        #: Selected modules left out, with the reason (never called, non-tensor output, ...).
+        self.excluded: dict[str, str] = {}
         self._probe()
         with torch.no_grad():
             self.golden = torch.cat([model(xb).argmax(dim=1) for xb in self.x.split(batch_size)])
@@ -968,18 +970,27 @@ class ActivationFaultEngine:
         finally:
             for h in handles:
                 h.remove()
+        kept: list[ActivationSite] = []
         for i, s in enumerate(self.sites):
             out = self.x[:1] if s.kind == "input" else shapes.get(i)
             if not isinstance(out, torch.Tensor):
-                raise FaultError(
-                    f"module {s.name!r} ({s.layer_type}) "
-                    + ("was not called by the forward pass" if out is None else
-                       f"returns {type(out).__name__}, not a tensor")
-                    + "; exclude it from the activation sites (layer types / name pattern)."
-                )
-            s.layout = layout_for(out.dtype)
+                self.excluded[s.name] = ("not called by the forward pass (its weights may be "
+                                         "used functionally)" if out is None else
+                                         f"returns {type(out).__name__}, not a tensor")
+                continue
+            try:
+                s.layout = layout_for(out.dtype)
+            except FaultError as exc:
+                self.excluded[s.name] = str(exc).split(";")[0]
+                continue
             s.shape = tuple(out.shape[1:])
             s.per_sample_numel = int(out[0].numel())
+            kept.append(s)
+        if not kept:
+            listing = "; ".join(f"{k}: {v}" for k, v in self.excluded.items())
+            raise FaultError(f"none of the selected modules has a tensor output to inject "
+                             f"faults into ({listing}); select other layer types or names.")
+        self.sites = kept
 
     def _injector(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
         """XOR the current plan's masks for site ``i`` into a batch tensor (once per forward

@@ -215,3 +215,29 @@ def test_input_faults_refuse_site_filters():
         run_campaign(net, x, y, target="inputs", n_faults=4, layer_types=("Linear",))
     with pytest.raises(FaultError, match="accepted"):
         run_campaign(net, x, y, target="input", n_faults=4)
+
+
+def test_activation_sites_never_called_are_left_out_with_the_reason():
+    """As in torchvision's Swin, whose attention calls F.linear on a Linear's weight: that
+    module has no output to fault; it is left out and named, not an error."""
+
+    class Functional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used = torch.nn.Linear(4, 4)
+            self.qkv = torch.nn.Linear(4, 4)
+            self.head = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = torch.nn.functional.linear(torch.relu(self.used(x)), self.qkv.weight)
+            return self.head(h)
+
+    torch.manual_seed(0)
+    net = Functional().eval()
+    x = torch.rand(32, 4)
+    y = net(x).argmax(1).detach()
+    res = run_campaign(net, x, y, target="activations", n_faults=64, seed=0)
+    assert [lv.layer for lv in res.per_layer] == ["used", "head"]
+    assert "qkv (not called by the forward pass" in res.path_reason
+    with pytest.raises(FaultError, match="none of the selected modules"):
+        run_campaign(net, x, y, target="activations", n_faults=8, pattern="qkv")
