@@ -47,8 +47,13 @@ class QuantLinear(nn.Module):
         self.register_buffer("scale", s)
         self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().clone())
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantised weight (for models that read ``layer.weight`` themselves)."""
+        return self.weight_q.float() * self.scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight_q.float() * self.scale, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 class QuantConv2d(nn.Module):
@@ -63,9 +68,14 @@ class QuantConv2d(nn.Module):
         self.stride, self.padding = conv.stride, conv.padding
         self.dilation, self.groups = conv.dilation, conv.groups
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantised weight (for models that read ``layer.weight`` themselves)."""
+        return self.weight_q.float() * self.scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight_q.float() * self.scale, self.bias, self.stride,
-                        self.padding, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
 
 class CastModel(nn.Module):

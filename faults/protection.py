@@ -233,20 +233,54 @@ class WeightRangeCheck(Protection):
         if not self.params.margin >= 0:
             raise FaultError(f"weight_range margin must be >= 0, got {self.params.margin!r}")
         self.bounds: dict[str, float] = {}
+        #: Layers whose weight the model reads without calling them (not protected).
+        self.unprotected: list[str] = []
 
     @property
     def fitted(self) -> bool:
         return bool(self.bounds)
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "unprotected": list(self.unprotected)}
+
     def fit(self, model: nn.Module, x: torch.Tensor | None = None) -> WeightRangeCheck:
-        """Record each checked layer's largest clean weight magnitude."""
+        """Record each checked layer's largest clean weight magnitude.
+
+        With ``x``, one forward pass finds the layers the model never calls (whose weight it
+        reads some other way, e.g. ``F.linear(h, self.qkv.weight)`` in torchvision's Swin): the
+        check runs in a layer's own call, so those are left unprotected and listed in
+        ``unprotected`` (and in :meth:`describe`).
+        """
         from faults.sites import weight_sites
 
         sites = weight_sites(model, self.params.layer_types, r"^weight$",
                              include_buffers=False)
+        called: set[str] | None = None
+        if x is not None:
+            called = set()
+            named = dict(model.named_modules())
+
+            def make(name: str):
+                def pre(_m: nn.Module, _args: tuple) -> None:
+                    called.add(name)  # type: ignore[union-attr]
+                return pre
+
+            handles = [named[s.module].register_forward_pre_hook(make(s.module))
+                       for s in sites]
+            device = next(iter([*model.parameters(), *model.buffers()]), x).device
+            try:
+                with torch.no_grad():
+                    model(x[:1].to(device))
+            finally:
+                for h in handles:
+                    h.remove()
         self.bounds = {}
+        self.unprotected = []
         for s in sites:
             if not s.tensor.is_floating_point():
+                continue
+            if called is not None and s.module not in called:
+                self.unprotected.append(s.module)
                 continue
             bound = float(s.tensor.detach().abs().amax())
             if not math.isfinite(bound):

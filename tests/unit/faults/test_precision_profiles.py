@@ -52,3 +52,26 @@ def test_budget_options():
     assert b.n_faults == 50 and b.precisions == ("fp32",)
     with pytest.raises(ConfigError, match="accepted: confidence"):
         budget("smoke", {"n_fault": 3})
+
+
+def test_int8_copy_of_a_model_that_reads_a_layer_weight_itself():
+    """torchvision's Swin calls F.linear on ``self.qkv.weight``: the int8 copy's layers expose
+    the dequantised weight, so faults in ``weight_q`` reach that use too."""
+
+    class Functional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.qkv.weight, self.qkv.bias)
+
+    torch.manual_seed(0)
+    net = Functional().eval()
+    q = to_precision(net, "int8")
+    x = torch.rand(5, 4)
+    with torch.no_grad():
+        assert torch.allclose(q(x), net(x), atol=0.05)
+        layer = q.net.qkv
+        layer.weight_q[0, 0] = 127 if int(layer.weight_q[0, 0]) < 0 else -127
+        assert not torch.allclose(q(x), net(x), atol=0.05)

@@ -117,3 +117,20 @@ def test_weight_range_removes_exponent_sdc(tiny):
     assert res.sdc_reduction_ci[0] > 0.1
     assert res.accuracy_cost == 0.0 and res.protection["name"] == "weight_range"
     assert state_bytes(net) == before
+
+
+def test_weight_range_lists_layers_read_without_being_called():
+    class Functional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used = torch.nn.Linear(4, 4)
+            self.qkv = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(torch.relu(self.used(x)), self.qkv.weight)
+
+    net = Functional().eval()
+    check = WeightRangeCheck().fit(net, torch.rand(8, 4))
+    assert set(check.bounds) == {"used"} and check.unprotected == ["qkv"]
+    assert check.describe()["unprotected"] == ["qkv"]
+    assert set(WeightRangeCheck().fit(net).bounds) == {"used", "qkv"}  # without x: not known
