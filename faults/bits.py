@@ -76,7 +76,7 @@ class BitLayout:
         ):
             raise FaultError(
                 f"bit index {bit!r} is out of range for {self.name}: a {self.nbits}-bit word has "
-                f"bits 0 (least significant) to {self.nbits - 1} (the sign bit)."
+                f"bits 0 (least significant) to {self.nbits - 1} (the most significant)."
             )
 
 
@@ -94,6 +94,8 @@ _LAYOUTS: dict[torch.dtype, BitLayout] = {
     torch.bfloat16: BitLayout("bfloat16", torch.bfloat16, torch.int16, 16, (15,), _rng(7, 14),
                               _rng(0, 6)),
     torch.int8: BitLayout("int8", torch.int8, torch.int8, 8, (7,), (), _rng(0, 6)),
+    # 8-bit pixels (input buffers): eight value bits, no sign
+    torch.uint8: BitLayout("uint8", torch.uint8, torch.int8, 8, (), (), _rng(0, 7)),
 }
 for _name, _exp, _man in (("float8_e4m3fn", (3, 6), (0, 2)), ("float8_e5m2", (2, 6), (0, 1))):
     _dt = getattr(torch, _name, None)

@@ -168,6 +168,10 @@ class CampaignConfig:
         between residual blocks; 2 or more: also inside them, e.g. before a block's second
         convolution, caching the branch activation and the block input; see
         :mod:`faults.segments`); None: :func:`default_max_live`.
+    input_encoding
+        Input faults: ``native`` (bits of the float words the model receives) or ``uint8``
+        (bits of the 8-bit pixel buffer a [0, 1] image is decoded from as ``u / 255``; the
+        fault-free run then sees the decoded buffer too).
     prune_inert
         Weight faults: decide the faults that hit an inert word (every product it enters
         multiplies a zero on these inputs) and leave it finite as masked without running them
@@ -197,6 +201,7 @@ class CampaignConfig:
     fault_batch: int | None = None
     max_live: int | None = None
     prune_inert: bool = True
+    input_encoding: str = "native"
     progress: bool = False
     checkpoint_every: int | None = None
 
@@ -224,6 +229,9 @@ class CampaignConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise FaultError(f"{name} must be a positive integer or None, got {v!r}")
+        if self.input_encoding != "native" and self.target != "inputs":
+            raise FaultError(f"input_encoding={self.input_encoding!r} applies to input faults "
+                             "only (target='inputs').")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise FaultError("checkpoint_every must be a positive integer or None")
 
@@ -493,7 +501,7 @@ def run_campaign(
                     raise FaultError("layer_types and pattern select weight or activation "
                                      "sites; input faults hit the model's input, leave them "
                                      "unset (or use target='activations').")
-                asites = [input_site(model)]
+                asites = [input_site(model, cfg.input_encoding)]
             else:
                 asites = activation_sites(model, cfg.layer_types, cfg.pattern or "")
             engine = ActivationFaultEngine(model, asites, x, y, batch_size=cfg.batch_size,
@@ -506,6 +514,9 @@ def run_campaign(
             path, reason = "hooks", (
                 "one fault per sample" + (" in the model's input" if cfg.target == "inputs"
                                           else "") + ", full forward per batch"
+                + (f"; input bits of an 8-bit pixel buffer (decoding it moved "
+                   f"{engine.n_quantised} of {engine.x.numel()} input values)"
+                   if cfg.input_encoding == "uint8" else "")
                 + (f"; {len(engine.excluded)} selected modules left out: " + "; ".join(
                     f"{k} ({v})" for k, v in list(engine.excluded.items())[:5])
                    if engine.excluded else ""))

@@ -877,6 +877,16 @@ class WeightFaultEngine:
         self.cache = []
 
 
+def _encode_u8(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] values -> the 8-bit pixel buffer they are decoded from (round to nearest)."""
+    return (x * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def _decode_u8(u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """8-bit pixels -> [0, 1] values (``u / 255``)."""
+    return u.to(dtype) / 255
+
+
 class ActivationFaultEngine:
     """Activation faults: one fault per sample of a batch, injected by forward hooks.
 
@@ -912,6 +922,17 @@ class ActivationFaultEngine:
         self.device = _device_of(model)
         self.x = x.to(self.device)
         self.y = y.to(self.device)
+        #: Input values that decoding from an 8-bit buffer moved (``encoding="uint8"``).
+        self.n_quantised = 0
+        if any(s.kind == "input" and s.encoding == "uint8" for s in self.sites):
+            if self.x.numel() and not (float(self.x.min()) >= 0 and float(self.x.max()) <= 1):
+                raise FaultError("input encoding 'uint8' needs image inputs in [0, 1] (decoded "
+                                 f"from 8-bit pixels as u / 255); these span "
+                                 f"[{float(self.x.min()):.3g}, {float(self.x.max()):.3g}]. "
+                                 "Use the 'native' encoding for other inputs.")
+            decoded = _decode_u8(_encode_u8(self.x), self.x.dtype)
+            self.n_quantised = int((decoded != self.x).sum())
+            self.x = decoded  # the fault-free run sees the decoded buffer too
         self.batch_size = batch_size
         self._fired: set[int] = set()
         self._fault_model: FaultModel | None = None
@@ -973,6 +994,8 @@ class ActivationFaultEngine:
         kept: list[ActivationSite] = []
         for i, s in enumerate(self.sites):
             out = self.x[:1] if s.kind == "input" else shapes.get(i)
+            if s.kind == "input" and s.encoding == "uint8":
+                out = _encode_u8(out)
             if not isinstance(out, torch.Tensor):
                 self.excluded[s.name] = ("not called by the forward pass (its weights may be "
                                          "used functionally)" if out is None else
@@ -1031,7 +1054,11 @@ class ActivationFaultEngine:
         site, inject = self.sites[i], self._injector(i)
         if site.kind == "input":
             def pre_hook(_m: nn.Module, args: tuple) -> tuple | None:
-                new = inject(args[0])
+                x = args[0]
+                if site.encoding == "uint8":  # flip bits of the pixel buffer, decode again
+                    u = inject(_encode_u8(x))
+                    return None if u is None else (_decode_u8(u, x.dtype), *args[1:])
+                new = inject(x)
                 return None if new is None else (new, *args[1:])
             return site.module.register_forward_pre_hook(pre_hook)
 

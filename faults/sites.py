@@ -72,6 +72,9 @@ class ActivationSite:
     layout: BitLayout | None = None
     shape: tuple[int, ...] = field(default_factory=tuple)
     kind: str = "output"
+    #: Input sites: ``"native"`` (bits of the tensor as given) or ``"uint8"`` (bits of the 8-bit
+    #: pixel buffer the [0, 1] input is decoded from: ``x = u / 255``).
+    encoding: str = "native"
 
     @property
     def nbits(self) -> int:
@@ -189,6 +192,18 @@ def activation_sites(model: nn.Module, layer_types: Sequence[str | type] | str |
     return sites
 
 
-def input_site(model: nn.Module) -> ActivationSite:
-    """The model's input as an injection site (its first positional argument, per sample)."""
-    return ActivationSite("input", "Input", model, kind="input")
+#: Encodings of the input buffer that input faults can hit.
+INPUT_ENCODINGS = ("native", "uint8")
+
+
+def input_site(model: nn.Module, encoding: str = "native") -> ActivationSite:
+    """The model's input as an injection site (its first positional argument, per sample).
+
+    ``encoding="uint8"``: the faults hit the 8-bit pixel buffer that a [0, 1] image input is
+    decoded from (``x = u / 255``), as in a camera or image-decoder buffer, instead of the
+    float words the model receives.
+    """
+    if encoding not in INPUT_ENCODINGS:
+        raise FaultError(f"unknown input encoding {encoding!r}; accepted: "
+                         f"{', '.join(INPUT_ENCODINGS)}")
+    return ActivationSite("input", "Input", model, kind="input", encoding=encoding)

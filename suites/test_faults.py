@@ -51,13 +51,13 @@ def weight_campaign(task, eval_set, weight_config):
         pytest.skip(f"no weight fault campaign for task {task.name}: {exc}")
 
 
-def _one_per_sample(target, task, eval_set, budget, bench_config):
+def _one_per_sample(target, task, eval_set, budget, bench_config, **kw):
     """A campaign of one fault per sample (activations or inputs), skipped with the reason
     where the task's model does not allow it."""
     try:
         return run_campaign(task.model, *eval_set, target=target,
                             n_faults=budget.n_activation_faults, margin=budget.margin,
-                            confidence=budget.confidence, seed=bench_config.seed)
+                            confidence=budget.confidence, seed=bench_config.seed, **kw)
     except FaultError as exc:
         pytest.skip(f"no {target} fault campaign for task {task.name}: {exc}")
 
@@ -121,6 +121,16 @@ def test_input_fault_rates(input_campaign, record_metric):
     _rate(record_metric, "input_sdc_rate", res.sdc, res)
     _rate(record_metric, "input_critical_sdc_rate", res.critical_sdc, res)
     _rate(record_metric, "input_due_rate", res.due, res)
+
+
+def test_pixel_buffer_fault_rates(task, eval_set, faults_budget, bench_config, record_metric):
+    """Images: bit flips in the 8-bit pixel buffer the [0, 1] input is decoded from."""
+    if task.modality != "image" or tuple(task.input_range or ()) != (0.0, 1.0):
+        pytest.skip(f"task {task.name} has no [0, 1] image inputs decoded from 8-bit pixels")
+    res = _one_per_sample("inputs", task, eval_set, faults_budget, bench_config,
+                          input_encoding="uint8")
+    _rate(record_metric, "input_uint8_sdc_rate", res.sdc, res)
+    _rate(record_metric, "input_uint8_critical_sdc_rate", res.critical_sdc, res)
 
 
 def test_per_layer_vulnerability(weight_campaign, activation_campaign, record_metric):

@@ -241,3 +241,35 @@ def test_activation_sites_never_called_are_left_out_with_the_reason():
     assert "qkv (not called by the forward pass" in res.path_reason
     with pytest.raises(FaultError, match="none of the selected modules"):
         run_campaign(net, x, y, target="activations", n_faults=8, pattern="qkv")
+
+
+def test_input_faults_in_an_8_bit_pixel_buffer():
+    """input_encoding='uint8': each fault flips a bit of the pixel byte the [0, 1] input is
+    decoded from (u / 255); outcomes equal a naive NumPy flip of that byte, judged against the
+    decoded fault-free input."""
+    net, x, y = make_data(4, n=64)
+    res = run_campaign(net, x, y, target="inputs", input_encoding="uint8", n_faults=200,
+                       seed=2, batch_size=32, fault_params={"bit": 7})  # +-128/255
+    assert res.dtype == "uint8" and "8-bit pixel buffer" in res.path_reason
+    pixels = np.clip(np.round(x.numpy() * 255), 0, 255).astype(np.uint8)
+    decoded = torch.from_numpy(pixels.astype(np.float32)) / 255
+    with torch.no_grad():
+        golden = net(decoded).argmax(1)
+    for j in range(res.n_faults):
+        i, e, b = int(res.plan.sample[j]), int(res.plan.element[j]), int(res.plan.bit[j])
+        u = pixels[i].copy().reshape(-1)
+        u[e] ^= np.uint8(1 << b)
+        xi = torch.from_numpy(u.reshape(1, *x.shape[1:]).astype(np.float32)) / 255
+        with torch.no_grad():
+            out = net(xi)
+        assert res.outcomes[j] == naive_outcome(out, int(golden[i]), int(y[i])), f"fault {j}"
+    assert res.sdc.k >= 5 and res.due.k == 0  # 8-bit pixels cannot become Inf or NaN
+    with pytest.raises(FaultError, match="uint8 has no sign bits"):
+        run_campaign(net, x, y, target="inputs", input_encoding="uint8", n_faults=4,
+                     fault_params={"field": "sign"})
+    with pytest.raises(FaultError, match=r"in \[0, 1\]"):
+        run_campaign(net, x * 2, y, target="inputs", input_encoding="uint8", n_faults=4)
+    with pytest.raises(FaultError, match="applies to input faults only"):
+        run_campaign(net, x, y, input_encoding="uint8", n_faults=4)
+    with pytest.raises(FaultError, match="unknown input encoding"):
+        run_campaign(net, x, y, target="inputs", input_encoding="uint16", n_faults=4)

@@ -116,13 +116,15 @@ def test_activation_campaign_on_gpu_matches_cpu():
                                                ("bitflip", 1, "activations"),
                                                ("stuck_at_0", 4, "activations"),
                                                ("random_value", 2, "activations"),
-                                               ("bitflip", 4, "inputs")])
+                                               ("bitflip", 4, "inputs"),
+                                               ("bitflip", 2, "inputs-uint8")])
 def test_activation_graphs_equal_eager(name, lanes, target):
     net, x, y = make_resnet_data(100)
     gpu = net.cuda()
     x_before = x.cuda().clone()
-    kw = dict(target=target, n_faults=1000, seed=3, batch_size=96, fault_model=name,
-              layer_types="all" if target == "activations" else None)
+    kw = dict(target=target.split("-")[0], n_faults=1000, seed=3, batch_size=96,
+              fault_model=name, layer_types="all" if target == "activations" else None,
+              input_encoding="uint8" if target.endswith("uint8") else "native")
     a = run_campaign(gpu, x, y, lanes=lanes, **kw)
     b = run_campaign(gpu, x, y, cuda_graphs=False, **kw)
     assert a.execution == "cuda-graphs", a.execution_reason
