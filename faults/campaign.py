@@ -168,6 +168,10 @@ class CampaignConfig:
         between residual blocks; 2 or more: also inside them, e.g. before a block's second
         convolution, caching the branch activation and the block input; see
         :mod:`faults.segments`); None: :func:`default_max_live`.
+    early_exit
+        Weight faults: stop a fault's suffix after the faulted segment when its output equals
+        the fault-free one (masked, exactly); costs a host synchronisation per fault, so None
+        means on the CPU only (see :class:`faults.engine.WeightFaultEngine`).
     input_encoding
         Input faults: ``native`` (bits of the float words the model receives) or ``uint8``
         (bits of the 8-bit pixel buffer a [0, 1] image is decoded from as ``u / 255``; the
@@ -201,6 +205,7 @@ class CampaignConfig:
     fault_batch: int | None = None
     max_live: int | None = None
     prune_inert: bool = True
+    early_exit: bool | None = None
     input_encoding: str = "native"
     progress: bool = False
     checkpoint_every: int | None = None
@@ -488,7 +493,8 @@ def run_campaign(
                                             or default_fault_batch(_device_type(model)),
                                             max_live=cfg.max_live
                                             or default_max_live(_device_type(model)),
-                                            prune_inert=cfg.prune_inert)
+                                            prune_inert=cfg.prune_inert,
+                                            early_exit=cfg.early_exit)
             names = [s.name for s in wsites]
             types = [s.layer_type for s in wsites]
             numel = [s.numel for s in wsites]

@@ -46,7 +46,7 @@ from faults.base import FaultModel
 from faults.bits import int_view, layout_for, to_native
 from faults.errors import FaultError, IntegrityError
 from faults.inert import InertWeights, find_inert, inert_faults
-from faults.segments import MAX_LIVE, Chain, linearise, value_len, value_map
+from faults.segments import MAX_LIVE, Chain, linearise, value_equal, value_len, value_map
 from faults.sites import ActivationSite, WeightSite
 from trustbench.errors import ModelError
 
@@ -352,6 +352,11 @@ class WeightFaultEngine:
         cuts only where one value is alive (between residual blocks); more also cuts inside a
         block (a fault in its second convolution re-runs that convolution onward, from the
         cached branch activation and block input), at the cost of a larger golden-run cache.
+    early_exit
+        Stop a fault's suffix after the faulted segment when that segment's output equals the
+        fault-free one (then nothing after it can differ: masked, exactly), for starts whose
+        tensors no later segment reads. Needs a host synchronisation per fault and batch, so
+        None (default) means on the CPU only.
     prune_inert
         Decide without running the faults that hit an *inert* word (one that every product it
         enters multiplies by zero on these inputs, e.g. a kernel tap that only covers padding)
@@ -368,7 +373,8 @@ class WeightFaultEngine:
                  y: torch.Tensor, *, batch_size: int = 1024, suffix: bool = True,
                  cuda_graphs: bool = True, min_graph_faults: int = 4, lanes: int = 1,
                  lane_min_faults: int = 8, fault_batch: int = 1,
-                 max_live: int = MAX_LIVE, prune_inert: bool = True) -> None:
+                 max_live: int = MAX_LIVE, prune_inert: bool = True,
+                 early_exit: bool | None = None) -> None:
         if len(x) == 0:
             raise FaultError("a fault campaign needs at least one evaluation input")
         self.model = model
@@ -411,6 +417,9 @@ class WeightFaultEngine:
         self.min_graph_faults = max(1, int(min_graph_faults))
         self.lanes = max(1, int(lanes))
         self.lane_min_faults = max(1, int(lane_min_faults))
+        exit_on = self.device.type == "cpu" if early_exit is None else bool(early_exit)
+        self._exit_ok = {st: exit_on and self._groupable(st) for st in self._sites_of}
+        self.n_exited = 0  # (fault, batch) suffixes stopped after the faulted segment
         # ring buffer and cursor of each lane (None: the main stream)
         self._rings: dict[int | None, tuple[torch.Tensor, torch.Tensor]] = {None: self._new_ring()}
         self._priv: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -454,6 +463,10 @@ class WeightFaultEngine:
             if self.n_eager:
                 detail += (f"; start segments with fewer than {self.min_graph_faults} faults "
                            "ran eagerly")
+        if self.n_exited:
+            detail += ("; " if detail else "") + (
+                f"{self.n_exited} (fault, batch) suffixes stopped after the faulted segment, "
+                "whose output equalled the fault-free one")
         if self.n_pruned:
             detail += ("; " if detail else "") + (
                 f"{self.n_pruned} faults hit inert words (multiplied only by zeros on these "
@@ -496,8 +509,14 @@ class WeightFaultEngine:
         writes the lane's ring buffer and (last batch) its cursor. Capturable as a CUDA graph.
         """
         ring, cursor = self._rings[lane]
-        h = self.cache[b][start]
-        for seg in self.chain.segments[start:]:
+        segments = self.chain.segments[start:]
+        h = segments[0](self.cache[b][start])
+        if self._exit_ok.get(start) and value_equal(h, self.cache[b][start + 1]):
+            self.n_exited += 1  # the rest would recompute the golden run: masked, no flags
+            if b == len(self.cache) - 1:
+                cursor.add_(1)
+            return
+        for seg in segments[1:]:
             h = seg(h)
         pred = h.argmax(dim=1)
         bad = ~torch.isfinite(h).all(dim=1)

@@ -84,12 +84,13 @@ def value_map(fn: Callable[..., torch.Tensor], *vs: Value) -> Value:
     return tuple(value_map(fn, *parts) for parts in zip(*vs))
 
 
-def _value_equal(a: Value, b: Value) -> bool:
+def value_equal(a: Value, b: Value) -> bool:
+    """Whether two cut values are equal, tensor by tensor (as values: NaN never equals)."""
     if isinstance(a, torch.Tensor):
         return bool(torch.equal(a, b))
     if not _is_group(a):
         return bool(a == b)
-    return all(_value_equal(x, y) for x, y in zip(a, b))
+    return all(value_equal(x, y) for x, y in zip(a, b))
 
 
 @dataclass
@@ -324,7 +325,7 @@ def _checked_trace(chain: Chain, x: torch.Tensor) -> tuple[list[Value], torch.Te
         inputs.append(x)
         copies.append(value_map(torch.clone, x))
         x = seg(x)
-    intact = all(_value_equal(a, b) for a, b in zip(inputs, copies))
+    intact = all(value_equal(a, b) for a, b in zip(inputs, copies))
     return inputs, x, intact
 
 

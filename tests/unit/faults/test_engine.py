@@ -19,8 +19,9 @@ from faults.engine import (
     classify,
     classify_counts,
 )
+from faults.sites import weight_sites
 
-from .conftest import make_data, naive_outcome, state_bytes
+from .conftest import make_data, make_resnet_data, naive_outcome, state_bytes
 
 
 def test_classify_counts_matches_classify():
@@ -246,3 +247,40 @@ def test_default_lanes():
     assert default_lanes("weights", 256, "cuda") == 2
     assert [default_lanes("activations", b, "cuda") for b in (64, 256, 512, 1024, 4096)] == [
         4, 4, 2, 1, 1]
+
+
+def test_early_exit_equals_running_the_whole_suffix():
+    """On the CPU a fault's suffix stops when the faulted segment's output equals the golden
+    one; the outcomes equal full suffixes, and starts whose tensor a later segment reads again
+    (shared weights) never stop early."""
+    net, x, y = make_resnet_data(120)
+    kw = dict(n_faults=300, seed=3, batch_size=50)  # three input batches
+    on = run_campaign(net, x, y, **kw)
+    off = run_campaign(net, x, y, early_exit=False, **kw)
+    assert (on.outcomes == off.outcomes).all() and on.state.changed == off.state.changed
+    assert "suffixes stopped after the faulted segment" in on.execution_reason
+    assert "stopped" not in off.execution_reason
+
+    class Shared(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 6)
+            self.mid = torch.nn.Linear(6, 6)
+            self.head = torch.nn.Linear(6, 3)
+
+        def forward(self, z):  # fc again after mid: a segment after fc's first one reads it
+            h = torch.relu(self.mid(torch.relu(self.fc(z))))
+            return self.head(torch.relu(self.fc(h)))
+
+    torch.manual_seed(0)
+    shared = Shared().eval()
+    z = torch.rand(40, 6)
+    with torch.no_grad():
+        labels = shared(z).argmax(1)
+    eng = WeightFaultEngine(shared, weight_sites(shared), z, labels)
+    names = [s.name for s in eng.sites]
+    assert eng.chain.path == "fx"
+    assert not eng._exit_ok[eng.start[names.index("fc.weight")]]
+    assert eng._exit_ok[eng.start[names.index("mid.weight")]]  # fc's 2nd use is in its segment
+    assert not eng._exit_ok.get(eng.start[names.index("head.weight")], False)  # last segment
+    eng.close()
