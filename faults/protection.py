@@ -329,6 +329,10 @@ class WeightRangeCheck(Protection):
                 h.remove()
 
 
+#: Timed forward passes per latency measurement (after one warm-up pass).
+LATENCY_REPS = 5
+
+
 @dataclass
 class ProtectionResult:
     """Effect of a protection on the same faults.
@@ -348,6 +352,8 @@ class ProtectionResult:
     latency_s: float
     latency_protected_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Timed forward passes behind each latency (their median is reported).
+    latency_reps: int = LATENCY_REPS
 
     @property
     def accuracy_cost(self) -> float:
@@ -369,7 +375,7 @@ def newcombe_difference(p1: float, ci1: tuple[float, float], p2: float,
     return max(-1.0, lo), min(1.0, hi)
 
 
-def _latency(model: nn.Module, x: torch.Tensor, reps: int = 5) -> float:
+def _latency(model: nn.Module, x: torch.Tensor, reps: int = LATENCY_REPS) -> float:
     times = []
     with torch.no_grad():
         model(x)
