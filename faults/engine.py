@@ -399,8 +399,13 @@ class WeightFaultEngine:
                                      "evaluation inputs; fault outcomes would be meaningless.")
                 self.cache.append(inputs)
                 golden.append(out.argmax(dim=1))
-            self.inert: InertWeights | None = (find_inert(model, self.sites, xs)
-                                               if prune_inert else None)
+            self.inert: InertWeights | None = None
+            self.inert_error = ""
+            if prune_inert:
+                try:
+                    self.inert = find_inert(model, self.sites, xs)
+                except Exception as exc:  # an exotic model: run every fault instead
+                    self.inert_error = _short(exc)
         self.n_pruned = 0
         self.chain.checked = None
         self.golden = torch.cat(golden)
@@ -467,6 +472,9 @@ class WeightFaultEngine:
             detail += ("; " if detail else "") + (
                 f"{self.n_exited} (fault, batch) suffixes stopped after the faulted segment, "
                 "whose output equalled the fault-free one")
+        if self.inert_error:
+            detail += ("; " if detail else "") + (
+                f"inert-word analysis failed, every fault ran ({self.inert_error})")
         if self.n_pruned:
             detail += ("; " if detail else "") + (
                 f"{self.n_pruned} faults hit inert words (multiplied only by zeros on these "

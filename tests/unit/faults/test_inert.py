@@ -257,3 +257,16 @@ def test_pruning_in_graph_mode_bookkeeping(monkeypatch, lanes):
     assert (pruned.outcomes == every.outcomes).all()
     assert pruned.state.changed == every.state.changed
     assert pruned.sdc.k + pruned.due.k >= 5
+
+
+def test_a_failing_analysis_runs_every_fault(monkeypatch):
+    import faults.engine as engine
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("mode not supported by this model")
+
+    monkeypatch.setattr(engine, "find_inert", broken)
+    net, x, y = _deep_data(32)
+    res = run_campaign(net, x, y, n_faults=40, seed=1)
+    assert res.n_pruned == 0 and res.inert_bits_share is None
+    assert "inert-word analysis failed, every fault ran (RuntimeError" in res.execution_reason
