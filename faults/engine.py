@@ -356,7 +356,7 @@ class WeightFaultEngine:
         Stop a fault's suffix after the faulted segment when that segment's output equals the
         fault-free one (then nothing after it can differ: masked, exactly), for starts whose
         tensors no later segment reads. Needs a host synchronisation per fault and batch, so
-        None (default) means on the CPU only.
+        None (default) means on the CPU only; never with CUDA graphs.
     prune_inert
         Decide without running the faults that hit an *inert* word (one that every product it
         enters multiplies by zero on these inputs, e.g. a kernel tap that only covers padding)
@@ -422,7 +422,8 @@ class WeightFaultEngine:
         self.min_graph_faults = max(1, int(min_graph_faults))
         self.lanes = max(1, int(lanes))
         self.lane_min_faults = max(1, int(lane_min_faults))
-        exit_on = self.device.type == "cpu" if early_exit is None else bool(early_exit)
+        exit_on = ((self.device.type == "cpu" if early_exit is None else bool(early_exit))
+                   and not self.graphs.enabled)  # a host sync cannot be captured
         self._exit_ok = {st: exit_on and self._groupable(st) for st in self._sites_of}
         self.n_exited = 0  # (fault, batch) suffixes stopped after the faulted segment
         # ring buffer and cursor of each lane (None: the main stream)
