@@ -49,6 +49,7 @@ from faults.engine import (
     SDC,
     ActivationFaultEngine,
     WeightFaultEngine,
+    device_of,
     strict_fp32,
 )
 from faults.errors import FaultError, IntegrityError
@@ -386,12 +387,6 @@ class CampaignResult:
         return {"x": xs, "y": ys, "ci": cis}
 
 
-def _device_type(model: nn.Module) -> str:
-    for t in [*model.parameters(), *model.buffers()]:
-        return t.device.type
-    return "cpu"
-
-
 def _fingerprint(cfg: CampaignConfig, fm: FaultModel, site_desc: list, n_inputs: int,
                  n_total: int, golden: torch.Tensor) -> str:
     payload = {
@@ -482,7 +477,8 @@ def run_campaign(
     if len(x) != len(y):
         raise FaultError(f"x has {len(x)} inputs but y has {len(y)} labels")
 
-    lanes = cfg.lanes or default_lanes(cfg.target, cfg.batch_size, _device_type(model))
+    dev = device_of(model).type
+    lanes = cfg.lanes or default_lanes(cfg.target, cfg.batch_size, dev)
     with strict_fp32(cfg.strict_fp32):
         if cfg.target == "weights":
             wsites = weight_sites(model, cfg.layer_types, "weight" if cfg.pattern is None
@@ -490,9 +486,9 @@ def run_campaign(
             engine: Any = WeightFaultEngine(model, wsites, x, y, batch_size=cfg.batch_size,
                                             suffix=cfg.suffix, cuda_graphs=cfg.cuda_graphs,
                                             lanes=lanes, fault_batch=cfg.fault_batch
-                                            or default_fault_batch(_device_type(model)),
+                                            or default_fault_batch(dev),
                                             max_live=cfg.max_live
-                                            or default_max_live(_device_type(model)),
+                                            or default_max_live(dev),
                                             prune_inert=cfg.prune_inert,
                                             early_exit=cfg.early_exit)
             names = [s.name for s in wsites]

@@ -109,7 +109,8 @@ def strict_fp32(enabled: bool = True) -> Iterator[None]:
             obj.fp32_precision = value
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU if it has none)."""
     for t in [*model.parameters(), *model.buffers()]:
         return t.device
     return torch.device("cpu")
@@ -379,7 +380,7 @@ class WeightFaultEngine:
             raise FaultError("a fault campaign needs at least one evaluation input")
         self.model = model
         self.sites = list(sites)
-        self.device = _device_of(model)
+        self.device = device_of(model)
         xs = x.to(self.device).split(batch_size)
         ys = y.to(self.device).split(batch_size)
         with torch.no_grad():
@@ -947,7 +948,7 @@ class ActivationFaultEngine:
             raise FaultError("a fault campaign needs at least one evaluation input")
         self.model = model
         self.sites = list(sites)
-        self.device = _device_of(model)
+        self.device = device_of(model)
         self.x = x.to(self.device)
         self.y = y.to(self.device)
         #: Input values that decoding from an 8-bit buffer moved (``encoding="uint8"``).

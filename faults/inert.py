@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,10 +87,6 @@ class InertWeights:
         """Share of site ``s``'s words that are inert (None: not analysed)."""
         m = self.masks[s]
         return None if m is None else int(m.sum()) / max(1, m.numel())
-
-    def counts(self) -> list[int | None]:
-        """Inert words per site (None: not analysed)."""
-        return [None if m is None else int(m.sum()) for m in self.masks]
 
 
 def _is_metadata(func: Callable) -> bool:
@@ -276,8 +273,6 @@ def inert_faults(inert: InertWeights, flats: Sequence[torch.Tensor], dtypes: Seq
     :meth:`faults.engine.WeightFaultEngine.xor_masks` returns them); ``flats`` the sites' integer
     views; ``dtypes`` their float dtypes. Returns a bool tensor on the host.
     """
-    import numpy as np
-
     site = np.asarray(site)
     result = torch.zeros(len(site), dtype=torch.bool)
     parts, where = [], []

@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from faults.engine import device_of
 from faults.errors import FaultError
 from faults.sites import activation_sites
 from trustbench.registry import Plugin
@@ -52,6 +53,15 @@ class Protection(Plugin, kind="protection"):
     """Base of protections: ``fit(model, x)`` on clean data, then ``with p.applied(model):``."""
 
     Params: ClassVar[type] = dict
+
+    def __init__(self, params: Any = None, **kwargs: Any) -> None:
+        """``params`` (an instance of the subclass's ``Params`` dataclass), or its fields as
+        keyword arguments."""
+        try:
+            self.params = params or self.Params(**kwargs)
+        except TypeError:
+            names = [f.name for f in dataclasses.fields(self.Params)]
+            raise FaultError(f"{self.name} parameters are: {names}") from None
 
     @property
     def fitted(self) -> bool:
@@ -107,13 +117,10 @@ class RangeRestriction(Protection):
     name = "ranger"
     Params = RangeRestrictionParams
 
+    params: RangeRestrictionParams
+
     def __init__(self, params: RangeRestrictionParams | None = None, **kwargs: Any) -> None:
-        try:
-            self.params = params or RangeRestrictionParams(**kwargs)
-        except TypeError:
-            raise FaultError(f"ranger parameters are: "
-                             f"{[f.name for f in dataclasses.fields(RangeRestrictionParams)]}"
-                             ) from None
+        super().__init__(params, **kwargs)
         self.bounds: dict[str, tuple[float, float]] = {}
         self._modules: dict[str, nn.Module] = {}
 
@@ -141,7 +148,7 @@ class RangeRestriction(Protection):
             return hook
 
         handles = [s.module.register_forward_hook(make(s.name)) for s in sites]
-        device = next(iter([*model.parameters(), *model.buffers()]), x).device
+        device = device_of(model)
         try:
             with torch.no_grad():
                 for xb in x.split(self.params.batch_size):
@@ -220,13 +227,10 @@ class WeightRangeCheck(Protection):
     name = "weight_range"
     Params = WeightRangeCheckParams
 
+    params: WeightRangeCheckParams
+
     def __init__(self, params: WeightRangeCheckParams | None = None, **kwargs: Any) -> None:
-        try:
-            self.params = params or WeightRangeCheckParams(**kwargs)
-        except TypeError:
-            raise FaultError(f"weight_range parameters are: "
-                             f"{[f.name for f in dataclasses.fields(WeightRangeCheckParams)]}"
-                             ) from None
+        super().__init__(params, **kwargs)
         if self.params.mode not in ("zero", "clamp"):
             raise FaultError(f"weight_range mode must be 'zero' or 'clamp', got "
                              f"{self.params.mode!r}")
@@ -267,7 +271,7 @@ class WeightRangeCheck(Protection):
 
             handles = [named[s.module].register_forward_pre_hook(make(s.module))
                        for s in sites]
-            device = next(iter([*model.parameters(), *model.buffers()]), x).device
+            device = device_of(model)
             try:
                 with torch.no_grad():
                     model(x[:1].to(device))
@@ -415,7 +419,7 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         baseline = run_campaign(model, x, y, config, **overrides)
     with protection.applied(model):
         protected = run_campaign(model, x, y, config, **overrides)
-    device = next(iter([*model.parameters(), *model.buffers()]), x).device
+    device = device_of(model)
     xd, yd = x.to(device), y.to(device)
     with torch.no_grad():
         acc = float((model(xd).argmax(1) == yd).float().mean())
