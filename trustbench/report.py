@@ -607,14 +607,11 @@ def _summary(card: Scorecard) -> list[_Inline]:
     items.append([_Span("System: ", "b"), _Span(_txt(system.get("id")), "code"),
                   _Span(f"; accelerator {acc}; host {host}; OS "
                         f"{_txt(system.get('operating_system'))}")])
-    jetson = system.get("jetson")
-    if isinstance(jetson, dict) and jetson:
-        items.append([_Span("Jetson: ", "b"),
-                      _Span(", ".join(f"{k} {v}" for k, v in jetson.items()))])
-    software = system.get("software")
-    if isinstance(software, dict) and software:
-        items.append([_Span("Software: ", "b"),
-                      _Span(", ".join(f"{k} {v}" for k, v in software.items()))])
+    for label, key in (("Jetson: ", "jetson"), ("Software: ", "software")):
+        entries = system.get(key)
+        if isinstance(entries, dict) and entries:
+            items.append([_Span(label, "b"),
+                          _Span(", ".join(f"{k} {v}" for k, v in entries.items()))])
     model: dict[str, Any] = task["model"] if isinstance(task.get("model"), dict) else {}
     params = model.get("parameters")
     items.append([
