@@ -285,5 +285,5 @@ def inert_faults(inert: InertWeights, flats: Sequence[torch.Tensor], dtypes: Seq
         parts.append(m.index_select(0, idx) & torch.isfinite(new))
         where.append(torch.from_numpy(sel))
     if parts:
-        result[torch.cat(where)] = torch.cat([p.cpu() for p in parts])
+        result[torch.cat(where)] = torch.cat(parts).cpu()  # one transfer per chunk
     return result
