@@ -370,6 +370,8 @@ class CampaignResult:
     inert_bits_share: float | None = None
     analysed_bits: int = 0
     n_pruned: int = 0
+    #: Interval of ``mean_inputs_changed`` (see :func:`mean_changed_interval`).
+    mean_inputs_changed_ci: tuple[float, float] = (float("nan"), float("nan"))
 
     def per_bit_series(self) -> dict[str, list]:
         """SDC rate per bit position over all sites (x: bit, y: rate, ci: Wilson)."""
@@ -600,6 +602,26 @@ def run_campaign(
     return res
 
 
+def mean_changed_interval(fractions: np.ndarray, confidence: float = 0.95
+                          ) -> tuple[float, float]:
+    """Interval of the mean share of inputs a fault changes, over the faults.
+
+    A percentile bootstrap over the faults (the shares are bounded and very skewed: most faults
+    change nothing, so a t interval would be wrong). Where no fault changed any input the
+    bootstrap collapses to a point; the bound used then is the Wilson interval of "the fault
+    changed at least one input" (0 of n), which bounds the mean share from above. Fewer than two
+    faults: ``(nan, nan)``.
+    """
+    from trustbench.stats import bootstrap_mean_interval, wilson_interval
+
+    if len(fractions) < 2:
+        return float("nan"), float("nan")
+    if not fractions.any():
+        return 0.0, wilson_interval(0, len(fractions), confidence)[1]
+    lo, hi = bootstrap_mean_interval(fractions, confidence=confidence)
+    return float(lo), float(hi)
+
+
 def summarise(cfg: CampaignConfig, fm: FaultModel, plan: FaultPlan, state: CampaignState,
               names: list[str], types: list[str], numel: list[int], layouts: list,
               n_inputs: int, path: str, reason: str, elapsed: float) -> CampaignResult:
@@ -645,6 +667,7 @@ def summarise(cfg: CampaignConfig, fm: FaultModel, plan: FaultPlan, state: Campa
         critical_sdc=Rate.of(counts["critical_sdc"], n, conf),
         due=Rate.of(counts["due"], n, conf), masked=Rate.of(counts["masked"], n, conf),
         mean_inputs_changed=float(changed.mean() / n_inputs) if n else float("nan"),
+        mean_inputs_changed_ci=mean_changed_interval(changed / n_inputs, conf),
         per_layer=per_layer, per_bit_rows=list(names), per_bit_cols=cols, per_bit_sdc=sdc_m,
         per_bit_n=n_m, path=path, path_reason=reason, strict_fp32=cfg.strict_fp32,
         elapsed_s=state.elapsed_s, faults_per_second=(n / state.elapsed_s

@@ -34,19 +34,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
-from faults.engine import device_of
+from faults.engine import CRITICAL_SDC, SDC, device_of
 from faults.errors import FaultError
 from faults.sites import activation_sites
 from trustbench.registry import Plugin
+from trustbench.stats import bootstrap_interval, paired_difference
 
 
 class Protection(Plugin, kind="protection"):
@@ -333,16 +334,24 @@ class WeightRangeCheck(Protection):
                 h.remove()
 
 
-#: Timed forward passes per latency measurement (after one warm-up pass).
-LATENCY_REPS = 5
+#: Interleaved pairs of timed forward passes (unprotected, protected) behind the latency overhead.
+LATENCY_REPS = 15
+
+#: Bootstrap resamples of the latency pairs for the overhead's interval.
+LATENCY_RESAMPLES = 2000
 
 
 @dataclass
 class ProtectionResult:
-    """Effect of a protection on the same faults.
+    """Effect of a protection on the same faults and inputs.
 
-    ``sdc_reduction`` is ``baseline.sdc - protected.sdc`` (positive: fewer SDCs), with a Newcombe
-    hybrid-score interval from the two Wilson intervals (conservative for these paired runs).
+    Every comparison is paired: the protected campaign replays the baseline's faults one for
+    one, and clean accuracy is measured on the same inputs, so the differences carry Newcombe's
+    interval for paired proportions (:func:`trustbench.stats.paired_difference`), narrower than
+    one for two independent samples. ``sdc_reduction`` is ``baseline.sdc - protected.sdc``
+    (positive: fewer SDCs). Where the two campaigns did not run the same faults (one of them
+    incomplete), the reductions fall back to the independent-samples hybrid score interval and
+    ``paired`` is False.
     """
 
     protection: dict[str, Any]
@@ -356,8 +365,16 @@ class ProtectionResult:
     latency_s: float
     latency_protected_s: float
     extra: dict[str, Any] = field(default_factory=dict)
-    #: Timed forward passes behind each latency (their median is reported).
+    #: Interleaved (unprotected, protected) pairs of timed passes behind each latency.
     latency_reps: int = LATENCY_REPS
+    critical_sdc_reduction_ci: tuple[float, float] = (-1.0, 1.0)
+    #: Interval of ``accuracy_cost`` (paired over the evaluation inputs).
+    accuracy_cost_ci: tuple[float, float] = (-1.0, 1.0)
+    n_inputs: int = 0
+    #: Percentile-bootstrap interval of ``latency_overhead`` over the timed pairs.
+    latency_overhead_ci: tuple[float, float] = (float("nan"), float("nan"))
+    #: Whether the fault outcomes were compared fault by fault.
+    paired: bool = True
 
     @property
     def accuracy_cost(self) -> float:
@@ -366,32 +383,76 @@ class ProtectionResult:
 
     @property
     def latency_overhead(self) -> float:
-        """Relative latency increase of the protected forward pass."""
+        """Relative latency increase of the protected forward pass (ratio of medians - 1)."""
         return self.latency_protected_s / self.latency_s - 1.0
 
 
 def newcombe_difference(p1: float, ci1: tuple[float, float], p2: float,
                         ci2: tuple[float, float]) -> tuple[float, float]:
-    """Newcombe (1998) hybrid-score interval for ``p1 - p2`` from the two Wilson intervals."""
+    """Newcombe (1998) hybrid-score interval for ``p1 - p2`` of two independent samples, from
+    the two Wilson intervals."""
     d = p1 - p2
     lo = d - math.sqrt((p1 - ci1[0]) ** 2 + (ci2[1] - p2) ** 2)
     hi = d + math.sqrt((ci1[1] - p1) ** 2 + (p2 - ci2[0]) ** 2)
     return max(-1.0, lo), min(1.0, hi)
 
 
-def _latency(model: nn.Module, x: torch.Tensor, reps: int = LATENCY_REPS) -> float:
-    times = []
+def paired_counts(first: np.ndarray, second: np.ndarray) -> tuple[int, int, int, int]:
+    """``(both, first only, second only, neither)`` of two boolean arrays over the same units."""
+    first, second = np.asarray(first, bool), np.asarray(second, bool)
+    return (int((first & second).sum()), int((first & ~second).sum()),
+            int((~first & second).sum()), int((~first & ~second).sum()))
+
+
+def _same_faults(a: Any, b: Any) -> bool:
+    n = len(a.outcomes)
+    if not (a.complete and b.complete and n == len(b.outcomes) and n > 0):
+        return False
+    pa, pb = a.plan, b.plan
+    return all(np.array_equal(getattr(pa, f)[:n], getattr(pb, f)[:n])
+               for f in ("site", "element", "payload", "bit"))
+
+
+def _rate_reduction(base: Any, prot: Any, codes: tuple[int, ...], paired: bool,
+                    rate: str) -> tuple[float, tuple[float, float]]:
+    if paired:
+        est = paired_difference(*paired_counts(np.isin(base.outcomes, codes),
+                                               np.isin(prot.outcomes, codes)),
+                                confidence=base.confidence)
+        return est.value, est.ci
+    b, p = getattr(base, rate), getattr(prot, rate)
+    return b.value - p.value, newcombe_difference(b.value, b.ci, p.value, p.ci)
+
+
+def _paired_latency(model: nn.Module, x: torch.Tensor, protection: Protection,
+                    reps: int = LATENCY_REPS) -> tuple[np.ndarray, np.ndarray]:
+    """``reps`` interleaved timings (seconds) of the forward pass without and with the
+    protection, after one warm-up pass of each, so drifts (clocks, other load) hit both alike."""
+    cuda = x.device.type == "cuda"
+
+    def timed() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        model(x)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    base, prot = np.empty(reps), np.empty(reps)
     with torch.no_grad():
         model(x)
-        for _ in range(reps):
-            if x.device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+        with protection.applied(model):
             model(x)
-            if x.device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for r in range(reps):
+            base[r] = timed()
+            with protection.applied(model):
+                prot[r] = timed()
+    return base, prot
+
+
+def _overhead(base: np.ndarray, prot: np.ndarray) -> float:
+    return float(np.median(prot) / np.median(base) - 1.0)
 
 
 def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -422,16 +483,20 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     device = device_of(model)
     xd, yd = x.to(device), y.to(device)
     with torch.no_grad():
-        acc = float((model(xd).argmax(1) == yd).float().mean())
-        lat = _latency(model, xd)
+        correct = (model(xd).argmax(1) == yd).cpu().numpy()
         with protection.applied(model):
-            acc_p = float((model(xd).argmax(1) == yd).float().mean())
-            lat_p = _latency(model, xd)
-    b, p = baseline.sdc, protected.sdc
+            correct_p = (model(xd).argmax(1) == yd).cpu().numpy()
+    t_base, t_prot = _paired_latency(model, xd, protection)
+    lat_ci = bootstrap_interval(_overhead, t_base, t_prot, n_resamples=LATENCY_RESAMPLES)
+    acc = paired_difference(*paired_counts(correct, correct_p))
+    paired = _same_faults(baseline, protected)
+    sdc, sdc_ci = _rate_reduction(baseline, protected, (SDC, CRITICAL_SDC), paired, "sdc")
+    crit, crit_ci = _rate_reduction(baseline, protected, (CRITICAL_SDC,), paired, "critical_sdc")
     return ProtectionResult(
         protection=protection.describe(), baseline=baseline, protected=protected,
-        sdc_reduction=b.value - p.value,
-        sdc_reduction_ci=newcombe_difference(b.value, b.ci, p.value, p.ci),
-        critical_sdc_reduction=baseline.critical_sdc.value - protected.critical_sdc.value,
-        clean_accuracy=acc, clean_accuracy_protected=acc_p, latency_s=lat,
-        latency_protected_s=lat_p)
+        sdc_reduction=sdc, sdc_reduction_ci=sdc_ci,
+        critical_sdc_reduction=crit, critical_sdc_reduction_ci=crit_ci,
+        clean_accuracy=float(correct.mean()), clean_accuracy_protected=float(correct_p.mean()),
+        accuracy_cost_ci=acc.ci, n_inputs=len(correct),
+        latency_s=float(np.median(t_base)), latency_protected_s=float(np.median(t_prot)),
+        latency_overhead_ci=lat_ci, paired=paired)

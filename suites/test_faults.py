@@ -96,7 +96,10 @@ def test_weight_fault_rates(task, weight_campaign, bench_config, record_metric, 
     _rate(record_metric, "weight_due_rate", res.due, res)
     record_metric("weight_inputs_corrupted_per_fault", res.mean_inputs_changed,
                   unit="fraction of inputs", higher_is_better=False, n=res.n_faults,
-                  params=_params(res))
+                  ci=res.mean_inputs_changed_ci,
+                  params=_params(res, interval="percentile bootstrap over the faults; where no "
+                                 "fault changed an input, the Wilson upper bound of the "
+                                 "share of faults that changed any"))
     if res.inert_bits_share is not None:  # an exact count over all analysed bits, no interval
         record_metric("weight_inert_bits_share", res.inert_bits_share,
                       unit="fraction of stored bits", n=res.analysed_bits,
@@ -172,20 +175,30 @@ def test_protection(protection, task, eval_set, weight_config, weight_campaign, 
         pytest.skip(f"{protection} does not apply to task {task.name}: {exc}")
     res = evaluate_protection(task.model, *eval_set, prot, weight_config,
                               baseline=weight_campaign)
+    interval = ("Newcombe interval for paired proportions (the same faults with and without "
+                "the protection)" if res.paired else
+                "Newcombe hybrid score interval of two independent samples (the campaigns did "
+                "not run the same faults)")
     params = _params(weight_campaign, protection=res.protection,
-                     protected_layers=sorted(prot.bounds),
-                     interval="Newcombe hybrid score interval of the difference")
+                     protected_layers=sorted(prot.bounds), interval=interval)
     record_metric(f"{protection}_sdc_reduction", res.sdc_reduction, unit="fraction of faults",
                   higher_is_better=True, ci=res.sdc_reduction_ci, n=res.protected.n_faults,
                   params=params)
+    record_metric(f"{protection}_critical_sdc_reduction", res.critical_sdc_reduction,
+                  unit="fraction of faults", higher_is_better=True,
+                  ci=res.critical_sdc_reduction_ci, n=res.protected.n_faults, params=params)
     _rate(record_metric, f"{protection}_weight_sdc_rate", res.protected.sdc, res.protected)
     record_metric(f"{protection}_clean_accuracy_cost", res.accuracy_cost,
-                  unit="fraction of inputs", higher_is_better=False, n=len(eval_set[0]),
-                  params=params)
+                  unit="fraction of inputs", higher_is_better=False, ci=res.accuracy_cost_ci,
+                  n=res.n_inputs,
+                  params={**params, "interval": "Newcombe interval for paired proportions "
+                          "(the same inputs with and without the protection)"})
     record_metric(f"{protection}_latency_overhead", res.latency_overhead, unit="fraction",
-                  higher_is_better=False, hardware_dependent=True, n=res.latency_reps,
-                  params={**params, "estimate": "ratio of the medians of n timed forward "
-                          "passes with and without the protection, minus 1"})
+                  higher_is_better=False, hardware_dependent=True, ci=res.latency_overhead_ci,
+                  n=res.latency_reps,
+                  params={**params, "estimate": "ratio of the medians of n interleaved timed "
+                          "forward passes with and without the protection, minus 1",
+                          "interval": "percentile bootstrap over the n timed pairs"})
 
 
 def test_precision_comparison(task, eval_set, weight_config, faults_budget, record_metric):

@@ -5,6 +5,8 @@ What lives here:
 - intervals for a proportion (an accuracy, an SDC rate, a success rate): :func:`wilson_interval`,
   :func:`clopper_pearson_interval` (exact), and :func:`proportion`, which bundles the point
   estimate, its interval and its sample size into an :class:`Estimate`;
+- the difference of two proportions measured on the same units (paired), with Newcombe's
+  interval: :func:`paired_difference`;
 - bootstrap intervals for any statistic of one or more paired arrays: :func:`bootstrap_interval`
   (percentile or BCa) and :func:`bootstrap_mean_interval`;
 - the Student t interval of a mean, :func:`mean_interval`, and latency :func:`percentiles`;
@@ -38,6 +40,7 @@ __all__ = [
     "clopper_pearson_interval",
     "leveugle_sample_size",
     "mean_interval",
+    "paired_difference",
     "percentiles",
     "proportion",
     "wilson_interval",
@@ -264,6 +267,59 @@ def proportion(k: int, n: int, confidence: float = 0.95, method: str = "wilson")
     fn = wilson_interval if canonical == "wilson" else clopper_pearson_interval
     ci = fn(k, n, confidence)
     return Estimate(value=k / n, ci=ci, n=n, method=canonical, confidence=float(confidence))
+
+
+def paired_difference(both: int, first_only: int, second_only: int, neither: int,
+                      confidence: float = 0.95) -> Estimate:
+    """Difference ``p1 - p2`` of two proportions measured on the same units, with Newcombe's
+    square-and-add interval for paired data.
+
+    Each unit (a fault run with and without a protection, an input classified before and after a
+    change) is a success or not under both conditions: ``both`` units succeed under both,
+    ``first_only`` under the first alone, ``second_only`` under the second alone, ``neither``
+    under none. ``p1 = (both + first_only) / n`` and ``p2 = (both + second_only) / n``.
+
+    Newcombe (1998), "Improved confidence intervals for the difference between binomial
+    proportions based on paired data", *Statistics in Medicine* 17, 2635-2650, method 10: the
+    Wilson intervals of ``p1`` and ``p2`` combined with the estimated correlation ``phi`` of the
+    two (continuity-corrected as in the paper). Because the same units are compared, the
+    interval is much narrower than the one for two independent samples when the outcomes agree
+    on most units; with ``phi = 0`` it equals the independent-samples hybrid score interval.
+
+    Returns
+    -------
+    Estimate
+        ``value = p1 - p2``, ``ci`` within ``[-1, 1]``, ``n`` (units), method
+        ``"newcombe-paired"``.
+    """
+    a = _as_count(both, "both (units counted under both conditions)")
+    b = _as_count(first_only, "first_only (units counted under the first condition only)")
+    c = _as_count(second_only, "second_only (units counted under the second condition only)")
+    d = _as_count(neither, "neither (units counted under neither condition)")
+    confidence = _check_confidence(confidence)
+    n = a + b + c + d
+    if n == 0:
+        raise StatsError(
+            "a paired difference needs at least one unit; got four zero counts. Pass the counts "
+            "of units counted under both conditions, the first only, the second only, neither."
+        )
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, confidence)
+    l2, u2 = wilson_interval(a + c, n, confidence)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    phi = 0.0
+    if margins > 0:
+        cross = a * d - b * c
+        if cross > n / 2:
+            phi = (cross - n / 2) / math.sqrt(margins)
+        elif cross < 0:
+            phi = cross / math.sqrt(margins)
+    dl1, du2 = p1 - l1, u2 - p2
+    du1, dl2 = u1 - p1, p2 - l2
+    lo = (p1 - p2) - math.sqrt(max(0.0, dl1 * dl1 + du2 * du2 - 2 * phi * dl1 * du2))
+    hi = (p1 - p2) + math.sqrt(max(0.0, dl2 * dl2 + du1 * du1 - 2 * phi * dl2 * du1))
+    return Estimate(value=p1 - p2, ci=(max(-1.0, lo), min(1.0, hi)), n=n,
+                    method="newcombe-paired", confidence=confidence)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faults.campaign import CampaignConfig, CampaignState, run_campaign
+from faults.campaign import CampaignConfig, CampaignState, mean_changed_interval, run_campaign
 from faults.engine import strict_fp32
 from faults.errors import FaultError
 from trustbench.stats import leveugle_sample_size
@@ -52,6 +52,20 @@ def test_exponent_bits_hurt_mantissa_bits_do_not(tiny):
     assert hi.sdc.value + hi.due.value > 0.15  # ~0.25 here; ReLUs mask many
     assert lo.sdc.k == 0 and lo.due.k == 0
     assert hi.per_bit_n[0][30] > 0 and hi.per_bit_sdc[0][0] is None
+
+
+def test_inputs_changed_per_fault_has_an_interval(tiny):
+    net, x, y = tiny
+    hi = run_campaign(net, x, y, n_faults=150, seed=1, fault_params={"bit": 30})
+    lo, up = hi.mean_inputs_changed_ci
+    assert 0 <= lo < hi.mean_inputs_changed < up <= 1
+    shares = np.asarray(hi.state.changed) / hi.n_inputs
+    assert hi.mean_inputs_changed == pytest.approx(shares.mean())
+    # no fault changed anything: the Wilson bound of "changed any input" (0 of n), not a point
+    none = run_campaign(net, x, y, n_faults=150, seed=1, fault_params={"bit": 0})
+    assert none.mean_inputs_changed == 0.0
+    assert none.mean_inputs_changed_ci[0] == 0.0 and 0.01 < none.mean_inputs_changed_ci[1] < 0.03
+    assert all(np.isnan(mean_changed_interval(np.array([0.5]))))
 
 
 def test_exception_is_due_and_undone():

@@ -119,6 +119,49 @@ def test_weight_range_removes_exponent_sdc(tiny):
     assert state_bytes(net) == before
 
 
+def test_protection_effects_are_paired_over_the_same_faults_and_inputs(tiny):
+    import numpy as np
+
+    from faults.engine import CRITICAL_SDC, SDC
+    from faults.protection import paired_counts
+    from trustbench.stats import paired_difference
+
+    net, x, y = tiny
+    cfg = CampaignConfig(n_faults=200, seed=4, fault_params={"bit": 30})
+    res = evaluate_protection(net, x, y, RangeRestriction(), cfg)
+    assert res.paired
+    base, prot = res.baseline, res.protected
+    is_sdc = [np.isin(r.outcomes, (SDC, CRITICAL_SDC)) for r in (base, prot)]
+    expected = paired_difference(*paired_counts(*is_sdc))
+    assert res.sdc_reduction == pytest.approx(base.sdc.value - prot.sdc.value)
+    assert res.sdc_reduction_ci == pytest.approx(expected.ci)
+    # the paired interval is narrower than the independent-samples one
+    indep = newcombe_difference(base.sdc.value, base.sdc.ci, prot.sdc.value, prot.sdc.ci)
+    assert res.sdc_reduction_ci[1] - res.sdc_reduction_ci[0] < indep[1] - indep[0]
+    lo, hi = res.critical_sdc_reduction_ci
+    assert lo <= res.critical_sdc_reduction <= hi
+    assert res.critical_sdc_reduction == pytest.approx(base.critical_sdc.value
+                                                       - prot.critical_sdc.value)
+    # no clean input changed its decision: cost 0 with an interval around it
+    assert res.accuracy_cost == 0.0 and res.n_inputs == len(x)
+    assert res.accuracy_cost_ci[0] < 0 < res.accuracy_cost_ci[1]
+    lo, hi = res.latency_overhead_ci
+    assert lo <= res.latency_overhead <= hi and res.latency_reps >= 10
+
+
+def test_protection_on_different_faults_is_not_paired(tiny):
+    net, x, y = tiny
+    other = CampaignConfig(n_faults=200, seed=5, fault_params={"bit": 30})
+    from faults.campaign import run_campaign
+
+    baseline = run_campaign(net, x, y, other)
+    cfg = CampaignConfig(n_faults=200, seed=4, fault_params={"bit": 30})
+    res = evaluate_protection(net, x, y, RangeRestriction(), cfg, baseline=baseline)
+    assert not res.paired
+    b, p = res.baseline.sdc, res.protected.sdc
+    assert res.sdc_reduction_ci == pytest.approx(newcombe_difference(b.value, b.ci, p.value, p.ci))
+
+
 def test_weight_range_lists_layers_read_without_being_called():
     class Functional(torch.nn.Module):
         def __init__(self) -> None:

@@ -19,6 +19,7 @@ from trustbench.stats import (
     clopper_pearson_interval,
     leveugle_sample_size,
     mean_interval,
+    paired_difference,
     percentiles,
     proportion,
     wilson_interval,
@@ -217,6 +218,78 @@ def test_wilson_coverage_is_near_nominal() -> None:
         if clopper_pearson_interval(k, n)[0] <= p <= clopper_pearson_interval(k, n)[1]
     )
     assert cp_cover >= 0.95
+
+
+# --------------------------------------------------------------------------------------------
+# paired difference (Newcombe 1998, method 10)
+
+
+def test_paired_difference_published_examples() -> None:
+    # Fagerland, Lydersen & Laake (2014), "Recommended tests and confidence intervals for paired
+    # binomial proportions", Statistics in Medicine 33: Newcombe's square-and-add interval.
+    # Bentur et al. (2009): rows (before) x columns (after) = [[1, 1], [7, 12]]
+    est = paired_difference(1, 1, 7, 12)
+    assert est.value == pytest.approx(-6 / 21)
+    assert est.ci == pytest.approx((-0.5069, -0.0256), abs=5e-5)
+    # Cavo et al. (2012): [[59, 6], [16, 80]]
+    est = paired_difference(59, 6, 16, 80)
+    assert est.value == pytest.approx(-10 / 161)
+    assert est.ci == pytest.approx((-0.1186, -0.0046), abs=5e-5)
+    assert est.n == 161 and est.method == "newcombe-paired"
+
+
+def test_paired_difference_without_correlation_is_the_independent_hybrid_interval() -> None:
+    # a*d - b*c in [0, n/2]: phi = 0, so the interval is Newcombe's independent hybrid score one
+    a, b, c, d = 10, 10, 10, 10
+    n = a + b + c + d
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n)
+    l2, u2 = wilson_interval(a + c, n)
+    lo = p1 - p2 - math.hypot(p1 - l1, u2 - p2)
+    hi = p1 - p2 + math.hypot(u1 - p1, p2 - l2)
+    assert paired_difference(a, b, c, d).ci == pytest.approx((lo, hi))
+
+
+def test_paired_difference_is_narrower_when_outcomes_agree_and_antisymmetric() -> None:
+    agree = paired_difference(40, 20, 0, 140)  # the second condition only removes successes
+    independent = paired_difference(12, 48, 28, 112)  # same marginals, no correlation
+    assert agree.value == pytest.approx(independent.value) == pytest.approx(0.1)
+    assert agree.ci[1] - agree.ci[0] < 0.8 * (independent.ci[1] - independent.ci[0])
+    assert agree.ci[0] > 0
+    swapped = paired_difference(40, 0, 20, 140)
+    assert swapped.ci == pytest.approx((-agree.ci[1], -agree.ci[0]))
+
+
+def test_paired_difference_exact_coverage_is_near_nominal() -> None:
+    # exact coverage over every table of n = 40 pairs under a correlated multinomial
+    from scipy.special import gammaln
+
+    n, probs = 40, np.array([0.3, 0.15, 0.05, 0.5])
+    truth = probs[1] - probs[2]
+    cover = 0.0
+    for a in range(n + 1):
+        for b in range(n + 1 - a):
+            for c in range(n + 1 - a - b):
+                d = n - a - b - c
+                counts = np.array([a, b, c, d])
+                logp = gammaln(n + 1) - gammaln(counts + 1).sum() + (counts * np.log(probs)).sum()
+                lo, hi = paired_difference(a, b, c, d).ci
+                if lo <= truth <= hi:
+                    cover += math.exp(logp)
+    assert 0.935 <= cover <= 0.975
+
+
+@pytest.mark.parametrize("args, match", [
+    ((0, 0, 0, 0), "at least one unit"),
+    ((-1, 2, 3, 4), "non-negative integer"),
+    ((1.5, 2, 3, 4), "non-negative integer"),
+    ((True, 2, 3, 4), "non-negative integer"),
+])
+def test_paired_difference_validation(args, match) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StatsError, match=match):
+        paired_difference(*args)
+    with pytest.raises(StatsError, match="confidence"):
+        paired_difference(1, 2, 3, 4, confidence=1.0)
 
 
 # --------------------------------------------------------------------------------------------
