@@ -218,6 +218,9 @@ class CorruptionEvaluation:
         ``correct[i][j]``: samples classified correctly under corruption i at severity j.
     clean_correct, n
         Clean correct count and sample count.
+    sample_correct, sample_clean
+        Per sample: in how many of the corruption x severity cells it was classified correctly,
+        and whether it was without corruption (the units the intervals resample).
     """
 
     names: list[str]
@@ -226,6 +229,8 @@ class CorruptionEvaluation:
     clean_correct: int
     n: int
     seconds: float = 0.0
+    sample_correct: torch.Tensor | None = None
+    sample_clean: torch.Tensor | None = None
 
     @property
     def clean_accuracy(self) -> float:
@@ -247,10 +252,25 @@ class CorruptionEvaluation:
         """Mean over corruptions and severities of (corrupted error - clean error)."""
         return self.clean_accuracy - self.mean_corruption_accuracy
 
-    def pooled_counts(self) -> tuple[int, int]:
-        """Correct count and trials pooled over all cells (for an interval of the mean)."""
-        k = sum(sum(row) for row in self.correct)
-        return k, self.n * len(self.names) * len(self.severities)
+    def intervals(self, confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+        """Percentile-bootstrap intervals over the samples of ``mean_corruption_accuracy`` and
+        ``relative_corruption_error``.
+
+        The sample is the unit: all cells of one image are resampled together, because the
+        same image under different corruptions is not an independent trial (pooling the cells
+        as independent trials would give a too narrow interval).
+        """
+        from trustbench.stats import bootstrap_mean_interval
+
+        if self.sample_correct is None or self.sample_clean is None:
+            raise DataError("this evaluation kept no per-sample results; re-run "
+                            "evaluate_corruptions to get intervals.")
+        cells = len(self.names) * len(self.severities)
+        acc = self.sample_correct.double().numpy() / cells
+        rel = self.sample_clean.double().numpy() - acc
+        return {name: bootstrap_mean_interval(v, confidence=confidence, seed=seed)
+                for name, v in (("mean_corruption_accuracy", acc),
+                                ("relative_corruption_error", rel))}
 
 
 def evaluate_corruptions(
@@ -277,6 +297,7 @@ def evaluate_corruptions(
     device, gen = seeded_generator(model, x, device, seed)
     correct = [[0] * len(severities) for _ in names]
     clean = 0
+    sample_correct, sample_clean = [], []
     was_training = model.training
     model.eval()
     try:
@@ -284,11 +305,17 @@ def evaluate_corruptions(
             for i in range(0, len(x), batch_size):
                 xb = x[i : i + batch_size].to(device)
                 yb = y[i : i + batch_size].to(device)
-                clean += int((model(xb).argmax(1) == yb).sum())
+                ok_clean = model(xb).argmax(1) == yb
+                clean += int(ok_clean.sum())
+                ok_cells = torch.zeros(len(xb), dtype=torch.int64, device=device)
                 for a, corr in enumerate(corrs):
                     for b, s in enumerate(severities):
                         xc = corr(xb, s, gen)
-                        correct[a][b] += int((model(xc).argmax(1) == yb).sum())
+                        ok = model(xc).argmax(1) == yb
+                        correct[a][b] += int(ok.sum())
+                        ok_cells += ok
+                sample_correct.append(ok_cells.cpu())
+                sample_clean.append(ok_clean.cpu())
     finally:
         model.train(was_training)
     return CorruptionEvaluation(
@@ -298,4 +325,6 @@ def evaluate_corruptions(
         clean_correct=clean,
         n=len(x),
         seconds=time.perf_counter() - t0,
+        sample_correct=torch.cat(sample_correct) if sample_correct else torch.zeros(0),
+        sample_clean=torch.cat(sample_clean) if sample_clean else torch.zeros(0, dtype=torch.bool),
     )

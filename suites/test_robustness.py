@@ -439,18 +439,18 @@ def test_common_corruptions(ctx, record_metric):
         device=ctx.task.device,
         seed=ctx.seed,
     )
-    k, trials = ce.pooled_counts()
+    ci = ce.intervals(seed=ctx.seed)
     record_metric(
         "mean_corruption_accuracy",
         ce.mean_corruption_accuracy,
         unit="fraction",
         higher_is_better=True,
-        ci=clopper_pearson_interval(k, trials),
+        ci=ci["mean_corruption_accuracy"],
         n=ce.n,
         params={
             "corruptions": ce.names,
             "severities": ce.severities,
-            "interval": "clopper-pearson over pooled trials (approximate)",
+            "interval": "percentile bootstrap over the samples (all cells of a sample together)",
         },
         score_weight=WEIGHT_CORRUPTION,
     )
@@ -459,10 +459,12 @@ def test_common_corruptions(ctx, record_metric):
         ce.relative_corruption_error,
         unit="fraction",
         higher_is_better=False,
+        ci=ci["relative_corruption_error"],
         n=ce.n,
         params={
             "definition": "mean over corruptions and severities of corrupted "
-            "error minus clean error (no AlexNet normalisation)"
+            "error minus clean error (no AlexNet normalisation)",
+            "interval": "percentile bootstrap over the samples (paired clean and corrupted)",
         },
     )
     record_metric(

@@ -54,9 +54,12 @@ def test_calibration(task, predictions, profile, bench_config, record_metric):
                   ci=(lo, hi), n=len(y),
                   params={"bins": 15, "interval": "bootstrap percentile",
                           "resamples": b["ece_boot"]})
-    nll = torch.nn.functional.cross_entropy(predictions, y).item()
+    per_sample = torch.nn.functional.cross_entropy(predictions, y, reduction="none")
+    nll = per_sample.mean().item()
     record_metric("negative_log_likelihood", nll, unit="nats/sample", higher_is_better=False,
-                  n=len(y))
+                  ci=stats.bootstrap_mean_interval(per_sample.double().numpy(),
+                                                   seed=bench_config.seed),
+                  n=len(y), params={"interval": "bootstrap percentile over the samples"})
     assert 0.0 <= ece <= 1.0
 
 
