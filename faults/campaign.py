@@ -9,9 +9,16 @@ The number of faults is fixed, or comes from Leveugle et al. (2009), "Statistica
 injection: quantified error and confidence" (DATE), for an error margin and a confidence over
 the population of all stored bits of the sites.
 
-Checkpointing: every ``checkpoint_every`` faults the ``on_checkpoint`` callback receives a
-:class:`CampaignState`; the caller persists ``state.to_dict()`` (JSON-plain) where it likes, and
-passes ``CampaignState.from_dict(...)`` back as ``state=`` to resume. This package writes no files.
+Checkpointing: every ``checkpoint_every`` faults (default: every chunk) the ``on_checkpoint``
+callback receives a :class:`CampaignState`; the caller persists ``state.to_dict()`` (JSON-plain)
+where it likes, and passes ``CampaignState.from_dict(...)`` back as ``state=`` to resume. Or it
+passes a :class:`Checkpoint` (``load(fingerprint)`` / ``save(state)``) and the campaign looks
+its own state up, saves it as it goes, when it is interrupted, and once more when it is
+complete. A state records the campaign's fingerprint (configuration, sites, inputs' fault-free
+predictions, size) and a digest of the model's stored parameters and buffers, so a state is
+only ever resumed by the same campaign on the same weights. Forward hooks (a protection) are
+not part of either: keep the states of protected and unprotected runs apart. This package
+writes no files.
 
 >>> import torch
 >>> from torch import nn
@@ -35,7 +42,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -58,6 +65,9 @@ from faults.sites import activation_sites, input_site, weight_sites
 
 TARGETS = ("weights", "activations", "inputs")
 DISTRIBUTIONS = ("bit-uniform", "layer-uniform")
+#: Seconds between two saves of a campaign's state to its :class:`Checkpoint` (without
+#: ``checkpoint_every``; a campaign also saves when it stops and when it is complete).
+CHECKPOINT_S = 10.0
 #: Concurrent lanes (streams) of CUDA-graph weight faults on a CUDA device.
 WEIGHT_LANES = 2
 #: Activation faults keep about this many samples in flight on a CUDA device (lanes x batch).
@@ -271,6 +281,8 @@ class CampaignState:
     outcomes: list[int] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: :func:`model_digest` of the model the outcomes were measured on.
+    model_digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-plain dict."""
@@ -287,6 +299,52 @@ class CampaignState:
         if len(st.outcomes) != st.n_done or len(st.changed) != st.n_done:
             raise FaultError("corrupt campaign state: outcome lists do not match n_done")
         return st
+
+
+class Checkpoint(Protocol):
+    """Where a campaign keeps its progress between runs (a file, a database: the caller's
+    choice; :func:`run_campaign` only calls these two methods)."""
+
+    def load(self, fingerprint: str) -> CampaignState | None:
+        """The saved state of the campaign with this fingerprint, or None."""
+
+    def save(self, state: CampaignState) -> None:
+        """Keep ``state`` (``state.n_done == state.n_total``: the campaign is complete)."""
+
+
+#: Integer views by element size, for the model digest.
+_INT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def model_digest(model: nn.Module) -> str:
+    """A digest of the stored bits of every parameter and buffer of ``model`` (names, shapes,
+    dtypes and words), computed where the tensors live.
+
+    CPU tensors are hashed with SHA-256; on other devices each tensor is reduced on the device
+    to two wrapping 64-bit sums of its integer words (plain and weighted by ``2i + 1``, so any
+    change of a single word changes the digest) and only those come to the host.
+    """
+    h = hashlib.sha256()
+    sums = []
+    with torch.no_grad():
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+            w = t.detach().reshape(-1)
+            if w.numel() == 0:
+                continue
+            if w.dtype == torch.bool:
+                w = w.to(torch.uint8)
+            words = w.contiguous().view(_INT_VIEWS[w.element_size()]) if (
+                w.element_size() in _INT_VIEWS) else w.contiguous().view(torch.uint8)
+            if words.device.type == "cpu":
+                h.update(words.view(torch.uint8).numpy().data)
+            else:
+                wide = words.to(torch.int64)
+                pos = torch.arange(1, 2 * len(wide), 2, dtype=torch.int64, device=wide.device)
+                sums.append(torch.stack([wide.sum(), (wide * pos).sum()]))
+    if sums:
+        h.update(torch.stack(sums).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -370,6 +428,8 @@ class CampaignResult:
     inert_bits_share: float | None = None
     analysed_bits: int = 0
     n_pruned: int = 0
+    #: Faults taken from a saved state instead of measured in this call (0: none).
+    resumed_from: int = 0
     #: Interval of ``mean_inputs_changed`` (see :func:`mean_changed_interval`).
     mean_inputs_changed_ci: tuple[float, float] = (float("nan"), float("nan"))
 
@@ -438,6 +498,7 @@ def run_campaign(
     *,
     state: CampaignState | None = None,
     on_checkpoint: Callable[[CampaignState], None] | None = None,
+    checkpoint: Checkpoint | None = None,
     stop_after: int | None = None,
     **overrides: Any,
 ) -> CampaignResult:
@@ -455,7 +516,13 @@ def run_campaign(
     state
         A :class:`CampaignState` from an earlier, interrupted run of the same campaign.
     on_checkpoint
-        Receives the state every ``config.checkpoint_every`` faults.
+        Receives the state every ``config.checkpoint_every`` faults (None: after every chunk).
+    checkpoint
+        A :class:`Checkpoint`: the campaign resumes the state it loads for its fingerprint
+        (ignored if it was measured on other weights) and saves its state every
+        ``config.checkpoint_every`` faults (None: every :data:`CHECKPOINT_S` seconds), when it
+        stops early (an exception, ``KeyboardInterrupt``, ``stop_after``) and when it is
+        complete.
     stop_after
         Stop after this many faults in total (the result is then ``complete=False``).
 
@@ -534,15 +601,26 @@ def run_campaign(
         site_desc = [[n, list(getattr(s, "shape", ()) or ()), lay.name]
                      for n, s, lay in zip(names, numel, layouts)]
         fp = _fingerprint(cfg, fm, site_desc, n_inputs, n_total, engine.golden)
+        persist = (state is not None or on_checkpoint is not None or checkpoint is not None
+                   or stop_after is not None)
+        digest = model_digest(model) if persist else ""
+        if state is None and checkpoint is not None:
+            loaded = checkpoint.load(fp)
+            if (loaded is not None and loaded.fingerprint == fp and loaded.n_total == n_total
+                    and loaded.model_digest == digest):
+                state = loaded
         if state is None:
-            state = CampaignState(fp, n_total)
-        elif state.fingerprint == fp and state.n_total == n_total:
+            state = CampaignState(fp, n_total, model_digest=digest)
+        elif state.fingerprint == fp and state.n_total == n_total and (
+                state.model_digest == digest):
             state = CampaignState.from_dict(state.to_dict())  # never mutate the caller's
         else:
             raise FaultError(
-                "the campaign state belongs to another campaign (different model, inputs, sites, "
-                "fault model, seed or size); start without state= or pass the matching one."
+                "the campaign state belongs to another campaign (different model weights, "
+                "inputs, sites, fault model, seed or size); start without state= or pass the "
+                "matching one."
             )
+        resumed_from = state.n_done
         before = (engine.words(plan.site, plan.element) if cfg.target == "weights" else None)
         end = n_total if stop_after is None else min(n_total, max(stop_after, state.n_done))
         chunk = cfg.chunk_size or (
@@ -550,7 +628,17 @@ def run_campaign(
             if cfg.target != "weights" and engine.device.type == "cuda" else 256)
         if cfg.checkpoint_every is not None:
             chunk = min(chunk, cfg.checkpoint_every)
+        every = cfg.checkpoint_every or 1
         since_ckpt = 0
+        saved_at, saved_t = state.n_done, time.perf_counter()
+
+        def save(due: bool) -> None:
+            nonlocal saved_at, saved_t
+            if checkpoint is not None and (
+                    due or time.perf_counter() - saved_t >= CHECKPOINT_S):
+                checkpoint.save(state)
+                saved_at, saved_t = state.n_done, time.perf_counter()
+
         t0 = time.perf_counter()
         elapsed_before = state.elapsed_s
         bar = tqdm(total=n_total, initial=state.n_done, disable=not cfg.progress,
@@ -570,13 +658,17 @@ def run_campaign(
                 state.elapsed_s = elapsed_before + time.perf_counter() - t0
                 bar.update(hi - lo)
                 since_ckpt += hi - lo
-                if on_checkpoint is not None and cfg.checkpoint_every and (
-                    since_ckpt >= cfg.checkpoint_every or state.n_done == n_total
-                ):
+                if since_ckpt >= every or state.n_done == n_total:
                     since_ckpt = 0
-                    on_checkpoint(state)
+                    save(state.n_done == n_total or cfg.checkpoint_every is not None)
+                    if on_checkpoint is not None:
+                        on_checkpoint(state)
+                else:
+                    save(False)
         finally:
             bar.close()
+            # an interruption between the updates above leaves the lists ahead of n_done
+            del state.outcomes[state.n_done:], state.changed[state.n_done:]
             execution = engine.execution
             engine.close()
             if before is not None:
@@ -584,10 +676,13 @@ def run_campaign(
                 if not all(torch.equal(a, b) for a, b in zip(before, after)):
                     raise IntegrityError("weights differ from before the campaign: a fault was "
                                          "not undone. Please report this bug.")
+            if state.n_done != saved_at:
+                save(True)  # stopped early: keep what was measured
         elapsed = time.perf_counter() - t0
     res = summarise(cfg, fm, plan, state, names, types, numel, layouts, n_inputs, path, reason,
                     elapsed)
     res.execution, res.execution_reason = execution
+    res.resumed_from = resumed_from
     inert = getattr(engine, "inert", None)
     if inert is not None:
         shares = [inert.fraction(s) for s in range(len(names))]

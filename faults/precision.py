@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,11 +131,14 @@ class PrecisionResult:
 
 def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        precisions: tuple[str, ...] = PRECISIONS, config: Any = None,
+                       checkpoint: Callable[[str], Any] | None = None,
                        **overrides: Any) -> list[PrecisionResult]:
     """Run the same campaign configuration on a copy of ``model`` per precision.
 
     Faults are drawn per copy with the same seed (the fault population differs: 16-bit words
     have half the bits, int8 copies have int8 weights), bit-uniform over the stored bits.
+    ``checkpoint(precision)``, if given, is the :class:`faults.campaign.Checkpoint` of that
+    precision's campaign.
     """
     from faults.campaign import CampaignConfig, run_campaign
 
@@ -148,5 +152,6 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         m.to(device)
         with torch.no_grad():
             acc = float((m(x.to(device)).argmax(1) == y.to(device)).float().mean())
-        out.append(PrecisionResult(p, acc, run_campaign(m, x, y, cfg)))
+        out.append(PrecisionResult(p, acc, run_campaign(
+            m, x, y, cfg, checkpoint=None if checkpoint is None else checkpoint(p))))
     return out

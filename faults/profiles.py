@@ -35,6 +35,9 @@ class FaultBudget:
         Precisions compared.
     fault_models
         Fault models measured besides the headline single bit flip.
+    resume
+        Whether the suite keeps each campaign's progress in the cache folder, so a run that
+        was interrupted resumes it (same task, weights, inputs, profile and seed).
     """
 
     profile: str
@@ -45,6 +48,7 @@ class FaultBudget:
     n_activation_faults: int | None
     precisions: tuple[str, ...]
     fault_models: tuple[str, ...]
+    resume: bool = True
 
 
 _BUDGETS = {

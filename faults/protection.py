@@ -35,7 +35,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -458,6 +458,7 @@ def _overhead(base: np.ndarray, prot: np.ndarray) -> float:
 def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         protection: Protection, config: Any = None, *,
                         x_fit: torch.Tensor | None = None, baseline: Any = None,
+                        checkpoint: Callable[[str], Any] | None = None,
                         **overrides: Any) -> ProtectionResult:
     """Run the same campaign without and with ``protection``; compare.
 
@@ -471,15 +472,23 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         Campaign configuration (the same faults are drawn for both runs).
     baseline
         An already computed unprotected result of the same configuration (saves a run).
+    checkpoint
+        ``checkpoint(label)`` gives the :class:`faults.campaign.Checkpoint` of the campaign
+        labelled ``"baseline"`` or ``"protected"`` (their fingerprints are equal: forward hooks
+        are not part of them, so their states must be kept apart).
     """
     from faults.campaign import run_campaign
 
     if not protection.fitted:
         protection.fit(model, x if x_fit is None else x_fit)
+    def ckpt(label: str) -> Any:
+        return None if checkpoint is None else checkpoint(label)
+
     if baseline is None:
-        baseline = run_campaign(model, x, y, config, **overrides)
+        baseline = run_campaign(model, x, y, config, checkpoint=ckpt("baseline"), **overrides)
     with protection.applied(model):
-        protected = run_campaign(model, x, y, config, **overrides)
+        protected = run_campaign(model, x, y, config, checkpoint=ckpt("protected"),
+                                 **overrides)
     device = device_of(model)
     xd, yd = x.to(device), y.to(device)
     with torch.no_grad():

@@ -17,10 +17,11 @@ from __future__ import annotations
 import pytest
 
 from faults import profiles
-from faults.campaign import CampaignConfig, run_campaign
+from faults.campaign import CampaignConfig, CampaignState, run_campaign
 from faults.errors import FaultError
 from faults.precision import compare_precisions
 from faults.protection import RangeRestriction, WeightRangeCheck, evaluate_protection
+from trustbench.checkpoints import JsonCheckpoints
 
 INTERVAL = "Wilson score interval over faults"
 
@@ -28,6 +29,14 @@ INTERVAL = "Wilson score interval over faults"
 @pytest.fixture(scope="module")
 def faults_budget(bench_config):
     return profiles.budget(bench_config.profile, bench_config.pillar_options("faults"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(task, faults_budget):
+    """``checkpoint(label)``: where the campaign labelled so keeps its progress (None: off)."""
+    store = JsonCheckpoints()
+    return lambda label: (store.progress(f"faults-{task.name}-{label}", CampaignState.from_dict)
+                          if faults_budget.resume else None)
 
 
 @pytest.fixture(scope="module")
@@ -44,38 +53,43 @@ def weight_config(faults_budget, bench_config):
 
 
 @pytest.fixture(scope="module")
-def weight_campaign(task, eval_set, weight_config):
+def weight_campaign(task, eval_set, weight_config, checkpoint):
     try:
-        return run_campaign(task.model, *eval_set, weight_config)
+        return run_campaign(task.model, *eval_set, weight_config,
+                            checkpoint=checkpoint("weights"))
     except FaultError as exc:
         pytest.skip(f"no weight fault campaign for task {task.name}: {exc}")
 
 
-def _one_per_sample(target, task, eval_set, budget, bench_config, **kw):
+def _one_per_sample(target, task, eval_set, budget, bench_config, checkpoint, **kw):
     """A campaign of one fault per sample (activations or inputs), skipped with the reason
     where the task's model does not allow it."""
+    label = "-".join([target, *map(str, kw.values())])
     try:
         return run_campaign(task.model, *eval_set, target=target,
                             n_faults=budget.n_activation_faults, margin=budget.margin,
-                            confidence=budget.confidence, seed=bench_config.seed, **kw)
+                            confidence=budget.confidence, seed=bench_config.seed,
+                            checkpoint=checkpoint(label), **kw)
     except FaultError as exc:
         pytest.skip(f"no {target} fault campaign for task {task.name}: {exc}")
 
 
 @pytest.fixture(scope="module")
-def activation_campaign(task, eval_set, faults_budget, bench_config):
-    return _one_per_sample("activations", task, eval_set, faults_budget, bench_config)
+def activation_campaign(task, eval_set, faults_budget, bench_config, checkpoint):
+    return _one_per_sample("activations", task, eval_set, faults_budget, bench_config,
+                           checkpoint)
 
 
 @pytest.fixture(scope="module")
-def input_campaign(task, eval_set, faults_budget, bench_config):
-    return _one_per_sample("inputs", task, eval_set, faults_budget, bench_config)
+def input_campaign(task, eval_set, faults_budget, bench_config, checkpoint):
+    return _one_per_sample("inputs", task, eval_set, faults_budget, bench_config, checkpoint)
 
 
 def _params(res, **extra):
     return {"fault_model": res.fault_model, "distribution": res.distribution,
             "dtype": res.dtype, "n_inputs": res.n_inputs, "path": res.path,
-            "strict_fp32": res.strict_fp32, "interval": INTERVAL, **extra}
+            "strict_fp32": res.strict_fp32, "interval": INTERVAL,
+            **({"resumed_from_faults": res.resumed_from} if res.resumed_from else {}), **extra}
 
 
 def _rate(record_metric, name, rate, res, *, weight=None):
@@ -126,11 +140,12 @@ def test_input_fault_rates(input_campaign, record_metric):
     _rate(record_metric, "input_due_rate", res.due, res)
 
 
-def test_pixel_buffer_fault_rates(task, eval_set, faults_budget, bench_config, record_metric):
+def test_pixel_buffer_fault_rates(task, eval_set, faults_budget, bench_config, checkpoint,
+                                  record_metric):
     """Images: bit flips in the 8-bit pixel buffer the [0, 1] input is decoded from."""
     if task.modality != "image" or tuple(task.input_range or ()) != (0.0, 1.0):
         pytest.skip(f"task {task.name} has no [0, 1] image inputs decoded from 8-bit pixels")
-    res = _one_per_sample("inputs", task, eval_set, faults_budget, bench_config,
+    res = _one_per_sample("inputs", task, eval_set, faults_budget, bench_config, checkpoint,
                           input_encoding="uint8")
     _rate(record_metric, "input_uint8_sdc_rate", res.sdc, res)
     _rate(record_metric, "input_uint8_critical_sdc_rate", res.critical_sdc, res)
@@ -164,7 +179,8 @@ def test_per_bit_vulnerability(weight_campaign, record_metric):
 
 
 @pytest.mark.parametrize("protection", ["ranger", "weight_range"])
-def test_protection(protection, task, eval_set, weight_config, weight_campaign, record_metric):
+def test_protection(protection, task, eval_set, weight_config, weight_campaign, checkpoint,
+                    record_metric):
     """Ranger (activation range restriction) and the weight range check, on the same faults:
     SDC reduction with its interval, and the cost in clean accuracy and latency."""
     x_fit = task.x_train[:2000] if len(task.x_train) else eval_set[0]
@@ -174,7 +190,8 @@ def test_protection(protection, task, eval_set, weight_config, weight_campaign, 
     except FaultError as exc:
         pytest.skip(f"{protection} does not apply to task {task.name}: {exc}")
     res = evaluate_protection(task.model, *eval_set, prot, weight_config,
-                              baseline=weight_campaign)
+                              baseline=weight_campaign,
+                              checkpoint=lambda label: checkpoint(f"{protection}-{label}"))
     interval = ("Newcombe interval for paired proportions (the same faults with and without "
                 "the protection)" if res.paired else
                 "Newcombe hybrid score interval of two independent samples (the campaigns did "
@@ -201,8 +218,10 @@ def test_protection(protection, task, eval_set, weight_config, weight_campaign, 
                           "interval": "percentile bootstrap over the n timed pairs"})
 
 
-def test_precision_comparison(task, eval_set, weight_config, faults_budget, record_metric):
-    results = compare_precisions(task.model, *eval_set, faults_budget.precisions, weight_config)
+def test_precision_comparison(task, eval_set, weight_config, faults_budget, checkpoint,
+                              record_metric):
+    results = compare_precisions(task.model, *eval_set, faults_budget.precisions, weight_config,
+                                 checkpoint=lambda p: checkpoint(f"precision-{p}"))
     rows = [{"group": r.precision, "value": r.result.sdc.value, "ci": list(r.result.sdc.ci),
              "n": r.result.n_faults} for r in results]
     record_metric("weight_sdc_rate_by_precision", {"rows": rows}, unit="fraction of faults",
@@ -214,12 +233,14 @@ def test_precision_comparison(task, eval_set, weight_config, faults_budget, reco
                           "distribution": "bit-uniform"})
 
 
-def test_other_fault_models(task, eval_set, weight_config, faults_budget, record_metric):
+def test_other_fault_models(task, eval_set, weight_config, faults_budget, checkpoint,
+                            record_metric):
     if not faults_budget.fault_models:
         pytest.skip(f"the {faults_budget.profile} profile measures single bit flips only")
     rows = []
     for name in faults_budget.fault_models:
-        res = run_campaign(task.model, *eval_set, weight_config, fault_model=name)
+        res = run_campaign(task.model, *eval_set, weight_config, fault_model=name,
+                           checkpoint=checkpoint(f"model-{name}"))
         rows.append({"group": name, "value": res.sdc.value, "ci": list(res.sdc.ci),
                      "n": res.n_faults})
     record_metric("weight_sdc_rate_by_fault_model", {"rows": rows}, unit="fraction of faults",

@@ -95,6 +95,82 @@ def test_resume_matches_uninterrupted(tiny):
         CampaignState.from_dict({"bogus": 1})
 
 
+class DictCheckpoint:
+    """A Checkpoint kept in a dict, JSON round-tripped like a file would be."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, str] = {}
+        self.loads: list[str] = []
+        self.history: list[int] = []
+
+    def load(self, fingerprint):
+        self.loads.append(fingerprint)
+        text = self.saved.get(fingerprint)
+        return None if text is None else CampaignState.from_dict(json.loads(text))
+
+    def save(self, state):
+        self.history.append(state.n_done)
+        self.saved[state.fingerprint] = json.dumps(state.to_dict())
+
+
+def test_checkpoint_resumes_an_interrupted_campaign_and_only_on_the_same_weights(tiny):
+    net, x, y = tiny
+    cfg = CampaignConfig(n_faults=120, seed=5, chunk_size=16)
+    store = DictCheckpoint()
+    calls = 0
+
+    def interrupt(state):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+
+    before = state_bytes(net)
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(net, x, y, cfg, checkpoint=store, on_checkpoint=interrupt)
+    assert state_bytes(net) == before
+    # saved every CHECKPOINT_S seconds (none passed here) and where it stopped
+    assert store.history == [48]
+    resumed = run_campaign(net, x, y, cfg, checkpoint=store)
+    assert store.history == [48, 120] and resumed.complete and resumed.resumed_from == 48
+    # with checkpoint_every, at that cadence
+    cadence = DictCheckpoint()
+    run_campaign(net, x, y, cfg, checkpoint=cadence, checkpoint_every=32, stop_after=70)
+    assert cadence.history == [32, 64, 70]
+    whole = run_campaign(net, x, y, cfg)
+    assert (resumed.outcomes == whole.outcomes).all() and resumed.n_faults == 120
+    # the same campaign on other weights with the same predictions must start afresh
+    with torch.no_grad():
+        net.fc2.bias[0] += 1e-6  # same architecture, same fault-free predictions
+    try:
+        fresh = DictCheckpoint()
+        fresh.saved = {k: json.dumps({**json.loads(v), "n_done": 48,
+                                      "outcomes": json.loads(v)["outcomes"][:48],
+                                      "changed": json.loads(v)["changed"][:48]})
+                       for k, v in store.saved.items()}
+        again = run_campaign(net, x, y, cfg, checkpoint=fresh)
+        assert fresh.loads[0] in store.saved  # same fingerprint: only the digest differs
+        assert again.resumed_from == 0  # not resumed at 48
+        assert again.complete
+    finally:
+        with torch.no_grad():
+            net.fc2.bias[0] -= 1e-6
+
+
+def test_model_digest_sees_every_stored_bit(tiny):
+    from faults.bits import flip_
+    from faults.campaign import model_digest
+
+    net, _, _ = tiny
+    d = model_digest(net)
+    assert d == model_digest(net)
+    with torch.no_grad():
+        flip_(net.conv.weight, 7, 0)  # the least significant mantissa bit of one word
+        assert model_digest(net) != d
+        flip_(net.conv.weight, 7, 0)
+    assert model_digest(net) == d
+
+
 def test_leveugle_default_size(tiny):
     net, x, y = tiny
     res = run_campaign(net, x, y, margin=0.1, confidence=0.9)
