@@ -14,11 +14,11 @@ callback receives a :class:`CampaignState`; the caller persists ``state.to_dict(
 where it likes, and passes ``CampaignState.from_dict(...)`` back as ``state=`` to resume. Or it
 passes a :class:`Checkpoint` (``load(fingerprint)`` / ``save(state)``) and the campaign looks
 its own state up, saves it as it goes, when it is interrupted, and once more when it is
-complete. A state records the campaign's fingerprint (configuration, sites, inputs' fault-free
-predictions, size) and a digest of the model's stored parameters and buffers, so a state is
-only ever resumed by the same campaign on the same weights. Forward hooks (a protection) are
-not part of either: keep the states of protected and unprotected runs apart. This package
-writes no files.
+complete. A state records the campaign's fingerprint (configuration, sites, the inputs'
+fault-free predictions, size) and a digest of the model's stored parameters and buffers and of
+the inputs and labels, so a state is only ever resumed by the same campaign on the same weights
+and data. Forward hooks (a protection) are not part of either: keep the states of protected
+and unprotected runs apart. This package writes no files.
 
 >>> import torch
 >>> from torch import nn
@@ -40,7 +40,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -241,15 +241,18 @@ class CampaignConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise FaultError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("lanes", "fault_batch", "max_live"):
+        for name in ("lanes", "fault_batch", "max_live", "checkpoint_every"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise FaultError(f"{name} must be a positive integer or None, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise FaultError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.fault_params, dict):
+            raise FaultError(f"fault_params must be a dict of the fault model's parameters "
+                             f"(e.g. {{'bit': 30}}), got {self.fault_params!r}")
         if self.input_encoding != "native" and self.target != "inputs":
             raise FaultError(f"input_encoding={self.input_encoding!r} applies to input faults "
                              "only (target='inputs').")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise FaultError("checkpoint_every must be a positive integer or None")
 
 
 @dataclass
@@ -281,8 +284,9 @@ class CampaignState:
     outcomes: list[int] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
-    #: :func:`model_digest` of the model the outcomes were measured on.
-    model_digest: str = ""
+    #: Digest of the stored weights (:func:`model_digest`), inputs and labels the outcomes were
+    #: measured on.
+    digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-plain dict."""
@@ -316,9 +320,9 @@ class Checkpoint(Protocol):
 _INT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def model_digest(model: nn.Module) -> str:
-    """A digest of the stored bits of every parameter and buffer of ``model`` (names, shapes,
-    dtypes and words), computed where the tensors live.
+def tensors_digest(named: Sequence[tuple[str, torch.Tensor]]) -> str:
+    """A digest of the stored bits of named tensors (names, shapes, dtypes and words),
+    computed where the tensors live.
 
     CPU tensors are hashed with SHA-256; on other devices each tensor is reduced on the device
     to two wrapping 64-bit sums of its integer words (plain and weighted by ``2i + 1``, so any
@@ -327,7 +331,7 @@ def model_digest(model: nn.Module) -> str:
     h = hashlib.sha256()
     sums = []
     with torch.no_grad():
-        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        for name, t in named:
             h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
             w = t.detach().reshape(-1)
             if w.numel() == 0:
@@ -345,6 +349,11 @@ def model_digest(model: nn.Module) -> str:
     if sums:
         h.update(torch.stack(sums).cpu().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def model_digest(model: nn.Module) -> str:
+    """:func:`tensors_digest` of every parameter and buffer of ``model``."""
+    return tensors_digest([*model.named_parameters(), *model.named_buffers()])
 
 
 @dataclass
@@ -490,6 +499,66 @@ def population_bits(site_numel: list[int], site_layouts: list) -> int:
     return int(sum(n * lay.nbits for n, lay in zip(site_numel, site_layouts)))
 
 
+def check_eval_mode(model: nn.Module) -> None:
+    """Raise :class:`FaultError` if ``model`` or any of its submodules is in training mode."""
+    training = [n or "<root>" for n, m in model.named_modules() if m.training]
+    if training:
+        more = f" (and {len(training) - 5} more)" if len(training) > 5 else ""
+        raise FaultError(
+            f"modules in training mode: {', '.join(training[:5])}{more}; call model.eval() "
+            "before a campaign (dropout would change outputs at random, and batch statistics "
+            "would mix the faults of different samples and update the running statistics).")
+
+
+def check_labels(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Raise :class:`FaultError` unless ``y`` holds one integer class label per input."""
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise FaultError(f"x and y must be tensors (inputs and integer class labels); got "
+                         f"{type(x).__name__} and {type(y).__name__}.")
+    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise FaultError(f"y must be a 1-D tensor of integer class labels (not one-hot, not "
+                         f"floats); got shape {tuple(y.shape)} and dtype {y.dtype}.")
+    if len(x) != len(y):
+        raise FaultError(f"x has {len(x)} inputs but y has {len(y)} labels")
+    if len(y) and int(y.min()) < 0:
+        raise FaultError(f"class labels must be >= 0; y holds {int(y.min())}.")
+
+
+def check_forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Run ``model`` on (a copy of) the first two inputs; raise a clear error unless it returns
+    logits of shape ``(batch, classes)`` and every label is a class; returns the class count."""
+    from trustbench.errors import ModelError
+
+    probe = x[:2].to(device_of(model), copy=True)
+    try:
+        with torch.no_grad():
+            out = model(probe)
+    except Exception as exc:
+        raise ModelError(
+            f"the model fails on the evaluation inputs (shape {tuple(x.shape[1:])} per input, "
+            f"dtype {x.dtype}): {type(exc).__name__}: {str(exc).strip()[:300]}. Pass inputs the "
+            "model accepts, one per row of x.") from exc
+    if not torch.equal(probe, x[:2].to(probe.device)) and not (
+            probe.is_floating_point() and probe.isnan().any()):
+        raise ModelError(
+            "the model changes its input tensor in place (e.g. x.sub_(mean)); a campaign "
+            "feeds the same inputs many times, so each pass would see the previous one's "
+            "result. Make forward leave its input alone (x = x - mean) or wrap it: "
+            "forward(x) = model(x.clone()).")
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(probe):
+        got = (f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
+               else f"a {type(out).__name__}")
+        raise ModelError(
+            f"a fault campaign needs a model that returns logits of shape (batch, classes); "
+            f"on {len(probe)} inputs this one returns {got}. Wrap it so that forward returns "
+            "that tensor (e.g. the 'logits' entry of a dict output).")
+    n_classes = int(out.shape[1])
+    if len(y) and int(y.max()) >= n_classes:
+        raise FaultError(f"class label {int(y.max())} is out of range: the model gives "
+                         f"{n_classes} logits per input, so labels must lie in 0..{n_classes - 1}.")
+    return n_classes
+
+
 def run_campaign(
     model: nn.Module,
     x: torch.Tensor,
@@ -537,14 +606,20 @@ def run_campaign(
 
     from trustbench.stats import leveugle_sample_size
 
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(CampaignConfig)})
+    if unknown:
+        raise FaultError(f"unknown campaign setting(s) {unknown}; accepted: "
+                         f"{', '.join(f.name for f in dataclasses.fields(CampaignConfig))}.")
     cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
     cfg.check()
+    if stop_after is not None and (isinstance(stop_after, bool)
+                                   or not isinstance(stop_after, int) or stop_after < 1):
+        raise FaultError(f"stop_after must be a positive integer or None, got {stop_after!r}")
     fm = resolve(cfg.fault_model, **cfg.fault_params)
-    if model.training:
-        raise FaultError("the model is in training mode; call model.eval() before a campaign "
-                         "(batch statistics would mix the faults of different samples).")
-    if len(x) != len(y):
-        raise FaultError(f"x has {len(x)} inputs but y has {len(y)} labels")
+    check_eval_mode(model)
+    check_labels(x, y)
+    if len(x):
+        check_forward(model, x, y)
 
     dev = device_of(model).type
     lanes = cfg.lanes or default_lanes(cfg.target, cfg.batch_size, dev)
@@ -598,27 +673,26 @@ def run_campaign(
             population, cfg.margin, cfg.confidence)
         plan = plan_faults(fm, numel, layouts, n_total, cfg.distribution, cfg.seed,
                            None if cfg.target == "weights" else n_inputs)
-        site_desc = [[n, list(getattr(s, "shape", ()) or ()), lay.name]
-                     for n, s, lay in zip(names, numel, layouts)]
+        site_desc = [[n, k, lay.name] for n, k, lay in zip(names, numel, layouts)]
         fp = _fingerprint(cfg, fm, site_desc, n_inputs, n_total, engine.golden)
         persist = (state is not None or on_checkpoint is not None or checkpoint is not None
                    or stop_after is not None)
-        digest = model_digest(model) if persist else ""
+        digest = (model_digest(model) + tensors_digest([("x", x), ("y", y)])
+                  if persist else "")
         if state is None and checkpoint is not None:
             loaded = checkpoint.load(fp)
             if (loaded is not None and loaded.fingerprint == fp and loaded.n_total == n_total
-                    and loaded.model_digest == digest):
+                    and loaded.digest == digest):
                 state = loaded
         if state is None:
-            state = CampaignState(fp, n_total, model_digest=digest)
-        elif state.fingerprint == fp and state.n_total == n_total and (
-                state.model_digest == digest):
+            state = CampaignState(fp, n_total, digest=digest)
+        elif state.fingerprint == fp and state.n_total == n_total and state.digest == digest:
             state = CampaignState.from_dict(state.to_dict())  # never mutate the caller's
         else:
             raise FaultError(
                 "the campaign state belongs to another campaign (different model weights, "
-                "inputs, sites, fault model, seed or size); start without state= or pass the "
-                "matching one."
+                "inputs, labels, sites, fault model, seed or size); start without state= or "
+                "pass the matching one."
             )
         resumed_from = state.n_done
         before = (engine.words(plan.site, plan.element) if cfg.target == "weights" else None)

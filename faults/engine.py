@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
@@ -114,6 +115,19 @@ def device_of(model: nn.Module) -> torch.device:
     for t in [*model.parameters(), *model.buffers()]:
         return t.device
     return torch.device("cpu")
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Whether an exception in a faulty forward pass is the machine's (out of memory), not
+    the fault's: those end the campaign instead of being booked as a DUE."""
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+
+
+def _aliases(out: torch.Tensor, inputs: tuple) -> bool:
+    """Whether ``out`` shares storage with a tensor among a module's positional inputs."""
+    ptr = out.untyped_storage().data_ptr()
+    return any(isinstance(a, torch.Tensor) and a.untyped_storage().data_ptr() == ptr
+               for a in inputs)
 
 
 def _short(exc: BaseException) -> str:
@@ -732,7 +746,9 @@ class WeightFaultEngine:
         try:
             for r in runs:
                 r()
-        except Exception:  # a fault that makes the forward pass raise is a DUE
+        except Exception as exc:  # a fault that makes the forward pass raise is a DUE
+            if _fatal(exc):
+                raise
             raised[j] = True
             self._rings[None][1].add_(1)  # the step that raised never moved it
         finally:
@@ -873,7 +889,9 @@ class WeightFaultEngine:
         try:
             for b in range(n_b):
                 self._group_step(st, b, None)
-        except Exception:
+        except Exception as exc:
+            if _fatal(exc):
+                raise
             rows = cursor + torch.arange(len(js), device=self.device)
             ring.index_fill_(0, rows, 0)  # what the earlier batches added
             runs = [functools.partial(self._step, st, b) for b in range(n_b)]
@@ -1004,28 +1022,33 @@ class ActivationFaultEngine:
         return _execution(self.n_graph, self.n_eager, self.graphs, detail)
 
     def _probe(self) -> None:
-        shapes: dict[int, torch.Tensor] = {}
+        """Run one and two samples through the model, find each site's output, its dtype and
+        which dimension holds the samples; leave out (and name) the sites that have none."""
+        outs: list[dict[int, Any]] = [{}, {}]
+        phase = [0]
 
         def make(i: int):
             def hook(_m, _inp, out):
-                if i not in shapes:
-                    shapes[i] = out
+                outs[phase[0]].setdefault(i, out)
             return hook
 
         handles = [s.module.register_forward_hook(make(i)) for i, s in enumerate(self.sites)
                    if s.kind == "output"]
+        one, two = self.x[:1], self.x[:1].expand(2, *self.x.shape[1:])
         try:
             with torch.no_grad():
-                self.model(self.x[:1])
+                self.model(one.clone())
+                phase[0] = 1
+                self.model(two.clone())
         finally:
             for h in handles:
                 h.remove()
         kept: list[ActivationSite] = []
         for i, s in enumerate(self.sites):
-            out = self.x[:1] if s.kind == "input" else shapes.get(i)
+            out, out2 = (one, two) if s.kind == "input" else (outs[0].get(i), outs[1].get(i))
             if s.kind == "input" and s.encoding == "uint8":
-                out = _encode_u8(out)
-            if not isinstance(out, torch.Tensor):
+                out, out2 = _encode_u8(out), _encode_u8(out2)
+            if not isinstance(out, torch.Tensor) or not isinstance(out2, torch.Tensor):
                 self.excluded[s.name] = ("not called by the forward pass (its weights may be "
                                          "used functionally)" if out is None else
                                          f"returns {type(out).__name__}, not a tensor")
@@ -1035,8 +1058,16 @@ class ActivationFaultEngine:
             except FaultError as exc:
                 self.excluded[s.name] = str(exc).split(";")[0]
                 continue
-            s.shape = tuple(out.shape[1:])
-            s.per_sample_numel = int(out[0].numel())
+            grown = [d for d in range(out.ndim) if out2.ndim == out.ndim
+                     and out2.shape[d] == 2 * out.shape[d]
+                     and all(out2.shape[e] == out.shape[e] for e in range(out.ndim) if e != d)]
+            if len(grown) != 1 or out.shape[grown[0]] != 1:
+                self.excluded[s.name] = (f"its output {tuple(out.shape)} has no dimension with "
+                                         "one entry per sample of the batch")
+                continue
+            s.batch_dim = grown[0]
+            s.shape = tuple(n for d, n in enumerate(out.shape) if d != s.batch_dim)
+            s.per_sample_numel = int(out.numel())
             kept.append(s)
         if not kept:
             listing = "; ".join(f"{k}: {v}" for k, v in self.excluded.items())
@@ -1053,27 +1084,37 @@ class ActivationFaultEngine:
         ratio = 8 // torch.empty(0, dtype=int_dtype).element_size()
         in_place = sys.byteorder == "little"
 
+        bd = self.sites[i].batch_dim
+
         def inject(out: torch.Tensor) -> torch.Tensor | None:
             if i in self._fired:
                 return None
             self._fired.add(i)  # a module called twice per forward is hit once
             o = out if out.is_contiguous() else out.contiguous()
-            iv = o.view(o.shape[0], -1).view(int_dtype)
             col = self._plan[1 + 2 * i]
             # the payload's low bytes, read in place (little-endian int64 -> the layout's word)
             row = self._plan[2 + 2 * i]
             pay = (row.view(int_dtype)[::ratio] if in_place else row.to(int_dtype)).unsqueeze(1)
+            if bd == 0:  # one row of words per sample
+                iv = o.view(o.shape[0], -1).view(int_dtype)
+                c = col if self._pure_flip else col.clamp(min=0)
+            else:  # samples along dim bd (sequence-first layers): flat word indices
+                nb = o.shape[bd]
+                inner = math.prod(o.shape[bd + 1:])
+                iv = o.view(-1).view(int_dtype).unsqueeze(0)
+                e = col.clamp(min=0)
+                r = torch.arange(len(col), device=col.device)
+                c = (e // inner) * (nb * inner) + r * inner + e % inner
+                c, pay = c.unsqueeze(0), pay.view(1, -1)
+            c = c.unsqueeze(1) if bd == 0 else c
+            old = iv.gather(1, c)
             if self._pure_flip:  # word 0 and a zero mask where no fault hits
-                c = col.unsqueeze(1)
-                old = iv.gather(1, c)
                 mask = pay
             else:  # word -1 where no fault hits
-                c = col.clamp(min=0).unsqueeze(1)
-                old = iv.gather(1, c)
                 fm = self._fault_model
                 assert fm is not None  # set by run
-                mask = torch.where((col >= 0).unsqueeze(1), fm.xor_mask(old, pay),
-                                   torch.zeros_like(old))
+                hit = (col >= 0).unsqueeze(1) if bd == 0 else (col >= 0).unsqueeze(0)
+                mask = torch.where(hit, fm.xor_mask(old, pay), torch.zeros_like(old))
             iv.scatter_(1, c, old ^ mask)
             return o
         return inject
@@ -1089,11 +1130,15 @@ class ActivationFaultEngine:
                     return None if u is None else (_decode_u8(u, x.dtype), *args[1:])
                 new = inject(x)
                 return None if new is None else (new, *args[1:])
-            return site.module.register_forward_pre_hook(pre_hook)
+            return site.module.register_forward_pre_hook(pre_hook, prepend=True)
 
-        def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> torch.Tensor | None:
+        def hook(_m: nn.Module, inp: tuple, out: torch.Tensor) -> torch.Tensor | None:
+            if i not in self._fired and _aliases(out, inp):
+                # the module returned (a view of) its input (Identity, Dropout in eval, an
+                # in-place op): the fault belongs to this output, not to other readers
+                out = out.clone()
             return inject(out)
-        return site.module.register_forward_hook(hook)
+        return site.module.register_forward_hook(hook, prepend=True)
 
     def _forward(self) -> None:
         """Faulty forward pass of the current plan; outcome per sample into static buffers."""
@@ -1176,21 +1221,36 @@ class ActivationFaultEngine:
                         changed[lo : lo + m].copy_(chg[:m])
                     self.n_graph += m
                 else:
-                    self._plan = plan[kb, :, :m]
-                    try:
-                        self._forward()
-                    except Exception:  # a forward pass that raises: every fault in it is a DUE
-                        self._code[:m].fill_(DUE)
-                        self._changed[:m].zero_()
+                    self._eager_batch(plan[kb, :, :m], codes[lo : lo + m],
+                                      changed[lo : lo + m])
                     self.n_eager += m
-                    codes[lo : lo + m].copy_(self._code[:m])
-                    changed[lo : lo + m].copy_(self._changed[:m])
             self.graphs.join(lanes)
         finally:
             for h in handles:
                 h.remove()
             self._plan, self._code, self._changed = self._lane_buffers(None)
         return codes[:n].cpu().numpy(), changed[:n].cpu().numpy()
+
+    def _eager_batch(self, plan: torch.Tensor, codes: torch.Tensor,
+                     changed: torch.Tensor) -> None:
+        """One batch of faults, eagerly; if its forward pass raises, each fault runs alone
+        and only those that raise on their own are DUEs."""
+        m = plan.shape[1]
+        self._plan = plan
+        try:
+            self._forward()
+        except Exception as exc:
+            if _fatal(exc):
+                raise
+            if m > 1:
+                for j in range(m):
+                    self._eager_batch(plan[:, j : j + 1], codes[j : j + 1],
+                                      changed[j : j + 1])
+                return
+            self._code[:1].fill_(DUE)
+            self._changed[:1].zero_()
+        codes.copy_(self._code[:m])
+        changed.copy_(self._changed[:m])
 
     def close(self) -> None:
         """Release the graphs."""

@@ -40,7 +40,7 @@ weight-standardisation, a check on the host, a tied layer of another kind) is no
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,18 @@ def linear_reads(x: torch.Tensor, weight_shape: Sequence[int]) -> torch.Tensor:
     return nz.unsqueeze(0).expand(int(weight_shape[0]), -1).clone()
 
 
+def _leaves(v: Any) -> Iterator[Any]:
+    """The non-container values inside nested lists, tuples and dicts."""
+    if isinstance(v, (list, tuple)):
+        for item in v:
+            yield from _leaves(item)
+    elif isinstance(v, dict):
+        for item in v.values():
+            yield from _leaves(item)
+    else:
+        yield v
+
+
 class _Recorder(TorchFunctionMode):
     """Records, per site, what reads its storage, and runs the kernel probes."""
 
@@ -190,6 +202,15 @@ class _Recorder(TorchFunctionMode):
             return out
         hits = [(k, i) for k, v in [*enumerate(args), *kwargs.items()]
                 if (i := self._site_of(v)) is not None]
+        # a weight inside a list or dict argument (torch.stack, torch.cat, _foreach_*) is read
+        # by something this analysis does not model
+        nested = {i for v in [*args, *kwargs.values()] if isinstance(v, (list, tuple, dict))
+                  for leaf in _leaves(v) if (i := self._site_of(leaf)) is not None}
+        for i in nested:
+            self.used[i] = True
+            if not self.reasons[i]:
+                self.reasons[i] = (f"also read by {getattr(func, '__name__', repr(func))} "
+                                   "(inside a list or dict argument)")
         if not hits:
             return out
         nd = _CONV_FUNCS.get(func)

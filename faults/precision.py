@@ -1,9 +1,11 @@
 """Copies of a model in other precisions, and fault campaigns compared across them.
 
 ``fp32``, ``fp16`` and ``bf16`` copies cast parameters, buffers and inputs (outputs come back as
-fp32 logits); the ``int8`` copy stores every Conv/Linear weight as real int8 (symmetric,
-per-output-channel scale) in a ``weight_q`` buffer and dequantises it in the forward pass, so a
-bit flip hits the int8 word itself (two's complement), not an emulation of it.
+fp32 logits); the ``int8`` copy stores every Linear and Conv1d/2d/3d weight as real int8
+(symmetric, per-output-channel scale) in a ``weight_q`` buffer and dequantises it in the forward
+pass, so a bit flip hits the int8 word itself (two's complement), not an emulation of it. Tied
+layers stay tied; weight layers it cannot convert (transposed convolutions, subclasses with
+their own forward) stay in fp32 and are listed in the copy's ``kept_float``.
 
 >>> import torch
 >>> from torch import nn
@@ -57,17 +59,24 @@ class QuantLinear(nn.Module):
         return F.linear(x, self.weight, self.bias)
 
 
-class QuantConv2d(nn.Module):
-    """Conv2d with int8 weights (``weight_q``) and a per-output-channel fp32 ``scale``."""
+class QuantConv(nn.Module):
+    """Conv1d/2d/3d with int8 weights (``weight_q``) and a per-output-channel fp32 ``scale``.
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    The original layer is kept without its weight and does the convolution, so its stride,
+    dilation, groups, ``padding="same"`` and padding modes (reflect, replicate, circular) all
+    carry over.
+    """
+
+    def __init__(self, conv: nn.Conv1d | nn.Conv2d | nn.Conv3d) -> None:
         super().__init__()
         q, s = _quantise(conv.weight)
         self.register_buffer("weight_q", q)
         self.register_buffer("scale", s)
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
-        self.stride, self.padding = conv.stride, conv.padding
-        self.dilation, self.groups = conv.dilation, conv.groups
+        conv = copy.copy(conv)
+        conv._parameters = {}  # the int8 words replace the weight; the bias lives here
+        # not a submodule: it would be a second activation site with the same output
+        object.__setattr__(self, "_conv", conv)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -75,32 +84,54 @@ class QuantConv2d(nn.Module):
         return self.weight_q.float() * self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return self._conv._conv_forward(x, self.weight, self.bias)
+
+
+#: Kept for code that imported the 2-D name.
+QuantConv2d = QuantConv
 
 
 class CastModel(nn.Module):
-    """Runs ``net`` in ``dtype``: inputs cast in, fp32 logits out."""
+    """Runs ``net`` in ``dtype``: inputs cast in, fp32 logits out.
+
+    ``kept_float`` (int8 copies): the weight layers left in floating point, with why.
+    """
 
     def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
         super().__init__()
         self.net = net
         self.dtype = dtype
+        self.kept_float: dict[str, str] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.to(self.dtype)).float()
 
 
-def _swap_int8(module: nn.Module) -> None:
-    for name, child in module.named_children():
-        if type(child) is nn.Linear:
-            setattr(module, name, QuantLinear(child))
-        elif type(child) is nn.Conv2d and child.padding_mode == "zeros" and not isinstance(
-            child.padding, str
-        ):
-            setattr(module, name, QuantConv2d(child))
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _swap_int8(module: nn.Module, done: dict[int, nn.Module], kept: dict[str, str],
+               prefix: str = "") -> None:
+    """Replace every Linear and Conv1d/2d/3d below ``module`` by its int8 version; a module
+    that appears several times (tied) gets one shared replacement."""
+    for name, child in list(module._modules.items()):  # named_children() skips repeats
+        if child is None:
+            continue
+        path = f"{prefix}{name}"
+        if id(child) in done:
+            setattr(module, name, done[id(child)])
+        elif type(child) is nn.Linear or type(child) in _CONVS:
+            q = QuantLinear(child) if type(child) is nn.Linear else QuantConv(child)
+            done[id(child)] = q
+            setattr(module, name, q)
         else:
-            _swap_int8(child)
+            if isinstance(child, (nn.Linear, *_CONVS)) and type(child).forward not in (
+                    nn.Linear.forward, *(c.forward for c in _CONVS)):
+                kept[path] = (f"{type(child).__name__} has its own forward; an int8 copy would "
+                              "drop it")
+            elif isinstance(child, nn.modules.conv._ConvTransposeNd):
+                kept[path] = f"{type(child).__name__} is not quantised"
+            _swap_int8(child, done, kept, f"{path}.")
 
 
 def to_precision(model: nn.Module, precision: str) -> nn.Module:
@@ -115,8 +146,11 @@ def to_precision(model: nn.Module, precision: str) -> nn.Module:
         raise FaultError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     net = copy.deepcopy(model).eval()
     if precision == "int8":
-        _swap_int8(net)
-        return CastModel(net, torch.float32).eval()
+        kept: dict[str, str] = {}
+        _swap_int8(net, {}, kept)
+        cast = CastModel(net, torch.float32).eval()
+        cast.kept_float = kept
+        return cast
     return CastModel(net.to(_DTYPES[precision]), _DTYPES[precision]).eval()
 
 
@@ -127,6 +161,8 @@ class PrecisionResult:
     precision: str
     clean_accuracy: float
     result: Any
+    #: Weight layers of an int8 copy left in floating point, with why.
+    kept_float: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -141,6 +177,7 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     precision's campaign.
     """
     from faults.campaign import CampaignConfig, run_campaign
+    from faults.engine import device_of
 
     cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
     if cfg.pattern is None:
@@ -148,10 +185,11 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     out = []
     for p in precisions:
         m = to_precision(model, p)
-        device = next(iter(model.parameters())).device
+        device = device_of(model)
         m.to(device)
         with torch.no_grad():
             acc = float((m(x.to(device)).argmax(1) == y.to(device)).float().mean())
         out.append(PrecisionResult(p, acc, run_campaign(
-            m, x, y, cfg, checkpoint=None if checkpoint is None else checkpoint(p))))
+            m, x, y, cfg, checkpoint=None if checkpoint is None else checkpoint(p)),
+            dict(getattr(m, "kept_float", {}))))
     return out

@@ -85,6 +85,13 @@ class Protection(Plugin, kind="protection"):
         return {"name": self.name, **(dataclasses.asdict(params) if params else {})}
 
 
+def _check_margin(name: str, margin: Any) -> None:
+    if (isinstance(margin, bool) or not isinstance(margin, (int, float))
+            or not math.isfinite(margin) or margin < 0):
+        raise FaultError(f"{name} margin must be a finite number >= 0 (relative slack on the "
+                         f"clean range; 0: the clean range itself), got {margin!r}")
+
+
 #: Activation-function and pooling modules whose outputs Ranger bounds by default.
 RANGER_LAYER_TYPES: tuple[str, ...] = (
     "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid", "Hardtanh",
@@ -122,6 +129,10 @@ class RangeRestriction(Protection):
 
     def __init__(self, params: RangeRestrictionParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
+        _check_margin("ranger", self.params.margin)
+        b = self.params.batch_size
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise FaultError(f"ranger batch_size must be a positive integer, got {b!r}")
         self.bounds: dict[str, tuple[float, float]] = {}
         self._modules: dict[str, nn.Module] = {}
 
@@ -235,8 +246,7 @@ class WeightRangeCheck(Protection):
         if self.params.mode not in ("zero", "clamp"):
             raise FaultError(f"weight_range mode must be 'zero' or 'clamp', got "
                              f"{self.params.mode!r}")
-        if not self.params.margin >= 0:
-            raise FaultError(f"weight_range margin must be >= 0, got {self.params.margin!r}")
+        _check_margin("weight_range", self.params.margin)
         self.bounds: dict[str, float] = {}
         #: Layers whose weight the model reads without calling them (not protected).
         self.unprotected: list[str] = []
@@ -311,11 +321,17 @@ class WeightRangeCheck(Protection):
                 checked = (torch.where(w.abs() <= bound, w, torch.zeros((), dtype=w.dtype,
                                                                          device=w.device))
                            if zero else w.clamp(-bound, bound))
-                m.__dict__["_trustbench_weight"] = w  # not registered as a parameter
+                # a stack, not a parameter: nested checks each push and pop, and the last pop
+                # puts the stored parameter back
+                m.__dict__.setdefault("_trustbench_weights", []).append(w)
                 m._parameters["weight"] = checked  # type: ignore[assignment]
 
             def post(m: nn.Module, _args: tuple, _out: Any) -> None:
-                m._parameters["weight"] = m.__dict__.pop("_trustbench_weight")
+                stack = m.__dict__["_trustbench_weights"]
+                last = stack.pop()
+                m._parameters["weight"] = stack[0] if stack else last  # the stored parameter
+                if not stack:
+                    del m.__dict__["_trustbench_weights"]
             return pre, post
 
         try:
@@ -477,8 +493,9 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         labelled ``"baseline"`` or ``"protected"`` (their fingerprints are equal: forward hooks
         are not part of them, so their states must be kept apart).
     """
-    from faults.campaign import run_campaign
+    from faults.campaign import check_eval_mode, run_campaign
 
+    check_eval_mode(model)  # before fitting, which runs the model
     if not protection.fitted:
         protection.fit(model, x if x_fit is None else x_fit)
     def ckpt(label: str) -> Any:

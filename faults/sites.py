@@ -22,7 +22,11 @@ from faults.errors import FaultError
 
 #: Default layer types: convolutions and fully connected layers (incl. int8 copies of them).
 DEFAULT_LAYER_TYPES: tuple[str, ...] = ("Conv1d", "Conv2d", "Conv3d", "Linear",
-                                        "QuantConv2d", "QuantLinear", "QuantConv1d")
+                                        "QuantConv", "QuantLinear")
+#: What the defaults match: these classes and their subclasses (a LoRA or attention-projection
+#: subclass of ``nn.Linear`` is a linear layer too), and the int8 copies by name.
+_DEFAULT_MATCHER: tuple[type | str, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear,
+                                            "QuantConv", "QuantLinear")
 
 
 @dataclass
@@ -75,6 +79,9 @@ class ActivationSite:
     #: Input sites: ``"native"`` (bits of the tensor as given) or ``"uint8"`` (bits of the 8-bit
     #: pixel buffer the [0, 1] input is decoded from: ``x = u / 255``).
     encoding: str = "native"
+    #: The dimension of the output that indexes the samples of a batch (1 for the
+    #: ``(sequence, batch, features)`` outputs of sequence-first layers).
+    batch_dim: int = 0
 
     @property
     def nbits(self) -> int:
@@ -84,10 +91,16 @@ class ActivationSite:
 
 def _type_matcher(layer_types: Sequence[str | type] | str | None,
                   model: nn.Module) -> tuple[type, ...] | tuple[str, ...] | None:
-    if layer_types is None or layer_types == "all":
+    if layer_types is None or (isinstance(layer_types, str) and layer_types == "all"):
         return None
+    if layer_types is DEFAULT_LAYER_TYPES:
+        return _DEFAULT_MATCHER
     if isinstance(layer_types, (str, type)):
         layer_types = [layer_types]
+    if not isinstance(layer_types, (list, tuple)) or not all(
+            isinstance(t, (str, type)) for t in layer_types):
+        raise FaultError(f"layer_types must be a class name, a class, a list of those, or "
+                         f"'all'; got {layer_types!r}.")
     names = [t for t in layer_types if isinstance(t, str)]
     present = {type(m).__name__ for m in model.modules()}
     unknown = [n for n in names if n not in present and n not in DEFAULT_LAYER_TYPES]
@@ -111,6 +124,17 @@ def _matches(module: nn.Module, matcher: tuple | None) -> bool:
     return False
 
 
+def _compile(pattern: object) -> re.Pattern:
+    if not isinstance(pattern, str):
+        raise FaultError(f"pattern must be a regular expression string (searched in layer or "
+                         f"tensor names; '' matches all); got {pattern!r}.")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise FaultError(f"pattern {pattern!r} is not a valid regular expression ({exc}); it "
+                         "is searched in layer or tensor names, '' matches all.") from None
+
+
 def _layer_listing(model: nn.Module, limit: int = 40) -> str:
     rows = [f"{n or '<root>'} ({type(m).__name__})" for n, m in model.named_modules()
             if not list(m.children())]
@@ -127,7 +151,8 @@ def weight_sites(model: nn.Module, layer_types: Sequence[str | type] | str | Non
     model
         Any ``nn.Module``.
     layer_types
-        Class names or classes of the owning modules (default :data:`DEFAULT_LAYER_TYPES`);
+        Class names (exact type) or classes (with their subclasses) of the owning modules;
+        default :data:`DEFAULT_LAYER_TYPES`, which matches subclasses of the torch layers too;
         ``"all"`` for every module.
     pattern
         Regular expression searched in the tensor's local name (``weight``, ``bias``,
@@ -142,7 +167,7 @@ def weight_sites(model: nn.Module, layer_types: Sequence[str | type] | str | Non
         non-contiguous one.
     """
     matcher = _type_matcher(DEFAULT_LAYER_TYPES if layer_types is None else layer_types, model)
-    rx = re.compile(pattern)
+    rx = _compile(pattern)
     sites: list[WeightSite] = []
     seen: set[int] = set()
     for mname, module in model.named_modules():
@@ -180,7 +205,7 @@ def activation_sites(model: nn.Module, layer_types: Sequence[str | type] | str |
     nothing matches, listing the model's layers.
     """
     matcher = _type_matcher(DEFAULT_LAYER_TYPES if layer_types is None else layer_types, model)
-    rx = re.compile(pattern)
+    rx = _compile(pattern)
     sites = [ActivationSite(n, type(m).__name__, m) for n, m in model.named_modules()
              if not list(m.children()) and _matches(m, matcher) and rx.search(n)]
     if not sites:

@@ -271,7 +271,8 @@ def build_config(options: dict[str, Any], rootdir: str | Path = ".") -> RunConfi
             accepted = ", ".join(sorted(set(_FILE_KEYS) | pillar_names))
             raise ConfigError(
                 f"unknown key {key!r} in {file_path}: accepted keys are {accepted} "
-                "(pillar settings go in sub-tables such as [tool.trustbench.faults])"
+                "(pillar settings go in sub-tables: [faults] in trustbench.toml, "
+                "[tool.trustbench.faults] in pyproject.toml)"
             )
         _set(cfg, attr, value, source=str(file_path))
 

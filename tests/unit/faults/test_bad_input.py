@@ -1,0 +1,106 @@
+"""Bad input to a campaign: a clear error naming what was wrong and what is accepted, and the
+model and data left as they were (faults.campaign, faults.protection)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from faults.campaign import CampaignState, run_campaign
+from faults.errors import FaultError
+from faults.protection import RangeRestriction, evaluate_protection
+from trustbench.errors import ModelError
+
+from .conftest import make_data, state_bytes
+
+
+def test_a_submodule_in_training_mode_is_refused_before_anything_runs():
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5),
+                        nn.Linear(8, 3)).eval()
+    net[1].train()
+    net[2].train()
+    x, y = torch.randn(16, 4), torch.zeros(16, dtype=torch.long)
+    before = state_bytes(net)
+    with pytest.raises(FaultError, match=r"training mode: 1, 2; call model.eval\(\)"):
+        run_campaign(net, x, y, n_faults=10)
+    with pytest.raises(FaultError, match="training mode"):
+        evaluate_protection(net, x, y, RangeRestriction(), n_faults=10)
+    assert state_bytes(net) == before  # BN statistics untouched, nothing fitted
+
+
+@pytest.mark.parametrize("labels, match", [
+    (lambda y: y + 10, "out of range"),
+    (lambda y: y - 10, ">= 0"),
+    (lambda y: y.float(), "integer class labels"),
+    (lambda y: nn.functional.one_hot(y, 5), "1-D"),
+    (lambda y: y[:-1], "labels"),
+])
+def test_labels_must_be_one_class_index_per_input(labels, match):
+    net, x, y = make_data()
+    with pytest.raises(FaultError, match=match):
+        run_campaign(net, x, labels(y), n_faults=10)
+
+
+class TupleOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x), x
+
+
+class InPlaceNormalise(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x.sub_(0.5))
+
+
+@pytest.mark.parametrize("target", ["weights", "activations", "inputs"])
+@pytest.mark.parametrize("model, x, match", [
+    (TupleOut(), torch.randn(8, 4), "returns a tuple"),
+    (nn.Sequential(nn.Linear(4, 3), nn.Unflatten(1, (1, 3))), torch.randn(8, 4),
+     r"shape \(2, 1, 3\)"),
+    (nn.Linear(4, 3), torch.randn(8, 5), "fails on the evaluation inputs"),
+    (InPlaceNormalise(), torch.randn(8, 4), "changes its input tensor in place"),
+])
+def test_models_a_campaign_cannot_use_are_named(target, model, x, match):
+    x_before = x.clone()
+    with pytest.raises(ModelError, match=match):
+        run_campaign(model.eval(), x, torch.zeros(8, dtype=torch.long), target=target,
+                     n_faults=10)
+    assert torch.equal(x, x_before)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(pattern="(["), "not a valid regular expression"),
+    (dict(pattern=5), "pattern must be a regular expression string"),
+    (dict(layer_types=5), "layer_types must be"),
+    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(seed=1.5), "seed"),
+    (dict(fault_params="abc"), "fault_params must be a dict"),
+    (dict(checkpoint_every=True), "checkpoint_every"),
+    (dict(checkpoint_every="5"), "checkpoint_every"),
+    (dict(n_fault=10), r"unknown campaign setting\(s\) \['n_fault'\]"),
+    (dict(stop_after=-1), "stop_after"),
+])
+def test_settings_that_are_not_accepted(kwargs, match):
+    net, x, y = make_data()
+    with pytest.raises(FaultError, match=match):
+        run_campaign(net, x, y, **{"n_faults": 10, **kwargs})
+
+
+def test_a_state_is_not_resumed_on_other_inputs_with_the_same_predictions():
+    net, x, y = make_data()
+    part = run_campaign(net, x, y, n_faults=40, seed=1, stop_after=20)
+    nudged = x + 1e-6
+    with torch.no_grad():
+        assert torch.equal(net(nudged).argmax(1), net(x).argmax(1))
+    state = CampaignState.from_dict(part.state.to_dict())
+    with pytest.raises(FaultError, match="another campaign"):
+        run_campaign(net, nudged, y, n_faults=40, seed=1, state=state)
+    assert run_campaign(net, x, y, n_faults=40, seed=1, state=state).complete
