@@ -171,3 +171,24 @@ def test_weight_range_check_in_graphs_equals_eager(lanes):
     assert (graphs.outcomes == eager.outcomes).all()
     assert graphs.state.changed == eager.state.changed
     assert graphs.sdc.k < plain.sdc.k  # exponent flips to huge weights are read as zero
+
+
+def test_sequence_first_and_aliasing_sites_in_graphs_equal_eager():
+    """Activation faults in (sequence, batch, features) outputs and in a module that returns
+    its input, captured as CUDA graphs, decide exactly as the eager hooks do."""
+    from .test_odd_models import SeqFirst, SkipThroughIdentity
+
+    torch.manual_seed(0)
+    for net, x, kw in ((SeqFirst(), torch.randn(512, 5, 4), dict(pattern="linear")),
+                       (SkipThroughIdentity(), torch.randn(512, 6),
+                        dict(layer_types=["Identity"]))):
+        gpu = net.eval().cuda()
+        with torch.no_grad():
+            y = gpu(x.cuda()).argmax(1).cpu()
+        common = dict(target="activations", n_faults=2048, seed=3, batch_size=128,
+                      fault_params=EXP, **kw)
+        graphs = run_campaign(gpu, x, y, lanes=2, **common)
+        eager = run_campaign(gpu, x, y, cuda_graphs=False, **common)
+        assert graphs.execution.startswith("cuda-graphs"), graphs.execution_reason
+        assert (graphs.outcomes == eager.outcomes).all()
+        assert graphs.sdc.k + graphs.due.k > 20
