@@ -20,7 +20,12 @@ from faults import profiles
 from faults.campaign import CampaignConfig, CampaignState, run_campaign
 from faults.errors import FaultError
 from faults.precision import compare_precisions
-from faults.protection import RangeRestriction, WeightRangeCheck, evaluate_protection
+from faults.protection import (
+    RangeRestriction,
+    WeightRangeCheck,
+    evaluate_protection,
+    newcombe_difference,
+)
 from trustbench.checkpoints import JsonCheckpoints
 
 INTERVAL = "Wilson score interval over faults"
@@ -224,13 +229,32 @@ def test_precision_comparison(task, eval_set, weight_config, faults_budget, chec
                                  checkpoint=lambda p: checkpoint(f"precision-{p}"))
     rows = [{"group": r.precision, "value": r.result.sdc.value, "ci": list(r.result.sdc.ci),
              "n": r.result.n_faults} for r in results]
+    kept = {r.precision: r.kept_float for r in results if r.kept_float}
     record_metric("weight_sdc_rate_by_precision", {"rows": rows}, unit="fraction of faults",
                   higher_is_better=False,
                   params={"clean_accuracy": {r.precision: r.clean_accuracy for r in results},
                           "critical_sdc_rate": {r.precision: r.result.critical_sdc.value
                                                 for r in results},
                           "interval": INTERVAL, "fault_model": "bitflip",
-                          "distribution": "bit-uniform"})
+                          "distribution": "bit-uniform",
+                          **({"layers_kept_in_fp32": kept} if kept else {})})
+    ref = next((r for r in results if r.precision == "fp32"), None)
+    if ref is not None and len(results) > 1:
+        diffs = []
+        for r in results:
+            if r is ref:
+                continue
+            a, b = r.result.sdc, ref.result.sdc
+            diffs.append({"group": r.precision, "value": a.value - b.value,
+                          "ci": list(newcombe_difference(a.value, a.ci, b.value, b.ci)),
+                          "n": r.result.n_faults})
+        record_metric("weight_sdc_rate_difference_vs_fp32", {"rows": diffs},
+                      unit="fraction of faults", higher_is_better=False,
+                      params={"definition": "SDC rate of the copy minus that of fp32 (positive: "
+                              "the copy is more vulnerable per stored bit)",
+                              "n_fp32": ref.result.n_faults,
+                              "interval": "Newcombe hybrid score interval of two independent "
+                              "samples (each precision draws its own faults)"})
 
 
 def test_other_fault_models(task, eval_set, weight_config, faults_budget, checkpoint,
