@@ -21,7 +21,11 @@ call and restored afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +43,31 @@ __all__ = [
     "HopSkipJump",
     "art_classifier",
 ]
+
+
+@contextlib.contextmanager
+def seeded_art(seed: int) -> Iterator[None]:
+    """Every random source ART draws from, seeded from ``seed`` for one attack and restored
+    afterwards: NumPy's global generator, Python's ``random`` (ART's L2 Square Attack) and the
+    unseeded ``np.random.RandomState()`` instances it creates (HopSkipJump), which get seeds
+    ``seed + 1``, ``seed + 2``, ... in the order they are made."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    original = np.random.RandomState
+    counter = itertools.count(1)
+
+    class _Seeded(original):  # type: ignore[misc, valid-type]
+        def __init__(self, seed_: Any = None) -> None:
+            super().__init__((seed + next(counter)) % 2**32 if seed_ is None else seed_)
+
+    np.random.seed(seed)
+    random.seed(seed)
+    np.random.RandomState = _Seeded  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        np.random.RandomState = original  # type: ignore[misc]
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 def art_classifier(
@@ -104,9 +133,7 @@ class _ARTAttack(EvasionAttack):
         seed = int(
             torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device)
         )
-        state = np.random.get_state()
-        np.random.seed(seed)
-        try:
+        with seeded_art(seed):
             attack = self.build(clf)
             x_np = x.detach().cpu().numpy()
             y_np = y.detach().cpu().numpy()
@@ -114,8 +141,6 @@ class _ARTAttack(EvasionAttack):
             # replaces non-finite outputs by the clean input
             with np.errstate(invalid="ignore", divide="ignore"):
                 adv = attack.generate(x=x_np, y=y_np)
-        finally:
-            np.random.set_state(state)
         return torch.as_tensor(adv, dtype=x.dtype, device=x.device)
 
 

@@ -20,6 +20,7 @@ A new attack is one subclass with a ``name`` (it registers itself under the kind
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -386,11 +387,24 @@ class EvasionAttack(Plugin, kind="attack"):
                     f"attack {self.name!r}: {exc}. Its parameters are: {names}."
                 ) from None
         elif kwargs:
-            params = replace(params, **kwargs)
+            try:
+                params = replace(params, **kwargs)
+            except TypeError as exc:
+                names = ", ".join(f.name for f in fields(self.Params))
+                raise AttackError(
+                    f"attack {self.name!r}: {exc}. Its parameters are: {names}."
+                ) from None
         if not isinstance(params, self.Params):
             raise AttackError(
                 f"attack {self.name!r} takes {self.Params.__name__}, got {type(params).__name__}"
             )
+        eps = params.eps
+        if isinstance(eps, torch.Tensor) and eps.numel() == 1:
+            eps = eps.item()
+        if isinstance(eps, numbers.Real) and not isinstance(eps, (bool, int, float)):
+            eps = float(eps)  # NumPy scalars
+        if eps is not params.eps:
+            params = replace(params, eps=eps)
         self.params = params
         self.debug = debug
         self._forward_graphs: dict[tuple[Any, ...], _ForwardGraph | None] = {}
@@ -401,6 +415,13 @@ class EvasionAttack(Plugin, kind="attack"):
 
     def _validate_params(self) -> None:
         p = self.params
+        for f in fields(p):  # integer settings (steps, restarts, queries, ...) must be integers
+            v, kind = getattr(p, f.name), str(f.type).replace(" ", "")
+            if kind in ("int", "int|None") and not (
+                    (v is None and kind == "int|None")
+                    or (isinstance(v, int) and not isinstance(v, bool))):
+                raise AttackError(f"attack {self.name!r}: {f.name} must be an integer"
+                                  f"{' or None' if kind == 'int|None' else ''}, got {v!r}.")
         if p.norm not in self.norms:
             raise AttackError(
                 f"attack {self.name!r} does not support norm {p.norm!r}; it supports "
@@ -423,7 +444,7 @@ class EvasionAttack(Plugin, kind="attack"):
 
     def with_params(self, **changes: Any) -> EvasionAttack:
         """A copy of this attack with some parameters changed (e.g. ``eps`` in a sweep)."""
-        return type(self)(replace(self.params, **changes), debug=self.debug)
+        return type(self)(self.params, debug=self.debug, **changes)
 
     def _check_eps_scale(self, x: torch.Tensor, input_range: tuple[float, float] | None) -> None:
         eps, norm = self.params.eps, self.params.norm
@@ -492,6 +513,8 @@ class EvasionAttack(Plugin, kind="attack"):
             clean_logits = self._logits(model, x_in, stats)
             self._check_labels(y, clean_logits)
             self._check_values(x_in, y, clean_logits.shape[1], input_range)
+            if self.white_box and len(x_in) and self.params.eps > 0:
+                self._check_differentiable(model, x_in)
             counted = _Counted(self._fast_model(model, x_in, clean_logits, stats), stats)
             ctx = AttackContext(input_range, generator, clean_logits, stats, model)
             if len(x_in) and self.params.eps > 0:
@@ -610,11 +633,35 @@ class EvasionAttack(Plugin, kind="attack"):
                 f"attack {self.name!r}: inputs on {x.device} and labels on {y.device}, but the "
                 f"model is on {device}; move them with .to({str(device)!r}) first."
             )
-        if input_range is not None and input_range[0] >= input_range[1]:
-            raise ConfigError(f"input_range must be (lo, hi) with lo < hi, got {input_range}")
+        if input_range is not None and not (
+                isinstance(input_range, (tuple, list)) and len(input_range) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v) for v in input_range)
+                and input_range[0] < input_range[1]):
+            raise ConfigError(f"input_range must be (lo, hi) with finite lo < hi, or None for "
+                              f"unbounded inputs; got {input_range!r}")
         self._check_eps_scale(x, input_range)
 
+    def _check_differentiable(self, model: nn.Module, x: torch.Tensor) -> None:
+        """One input through the model with gradients on: white-box attacks need its output
+        to depend differentiably on the input."""
+        with torch.enable_grad():
+            out = model(x[:1].clone().requires_grad_(True))
+        if not (isinstance(out, torch.Tensor) and out.requires_grad):
+            raise ModelError(
+                f"attack {self.name!r} needs input gradients, but the model's output does not "
+                "depend differentiably on its input (a .detach(), torch.no_grad(), argmax or "
+                "rounding inside forward). Use a black-box attack (square, hopskipjump) or make "
+                "forward differentiable (e.g. a straight-through estimator for quantisation)."
+            )
+
     def _check_labels(self, y: torch.Tensor, logits: torch.Tensor) -> None:
+        if not isinstance(logits, torch.Tensor):
+            raise ModelError(
+                f"attack {self.name!r}: the model returned a {type(logits).__name__}; expected "
+                f"a logits tensor of shape ({y.shape[0]}, num_classes). Wrap it so that forward "
+                "returns the logits (e.g. the 'logits' entry of a dict output)."
+            )
         if logits.dim() != 2 or logits.shape[0] != y.shape[0]:
             raise ModelError(
                 f"attack {self.name!r}: the model returned shape {tuple(logits.shape)}; "
@@ -640,6 +687,9 @@ class EvasionAttack(Plugin, kind="attack"):
         lo_hi = torch.aminmax(x.detach())
         bad_y = ((y < 0) | (y >= k)).any().to(x.dtype)
         lo, hi, bad = torch.stack([lo_hi[0], lo_hi[1], bad_y]).tolist()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise DataError(f"attack {self.name!r}: the inputs contain NaN or infinite values; "
+                            "attack finite inputs only.")
         if bad:
             raise DataError(f"attack {self.name!r}: labels must lie in [0, {k}), got {y.unique()}")
         if input_range is not None and (lo < input_range[0] - 1e-6 or hi > input_range[1] + 1e-6):

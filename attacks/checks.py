@@ -81,6 +81,12 @@ def check_input_gradients(
     with frozen_eval(model):
         xa = x.detach().clone().requires_grad_(True)
         loss = margin_loss(model(xa), y).sum()
+        if not loss.requires_grad:  # no path from the input to the output at all
+            return CheckResult(
+                "robustness.input_gradients_nonzero", False,
+                "the model's output does not depend differentiably on its input (a .detach(), "
+                "torch.no_grad(), argmax or rounding inside forward): gradient-based attacks "
+                "cannot run and gradient-based robust accuracy would be meaningless")
         (g,) = torch.autograd.grad(loss, xa)
     zero = lp_norms(g, "linf") == 0
     frac = float(zero.float().mean()) if len(x) else 0.0

@@ -47,8 +47,9 @@ class Corruption(Plugin, kind="corruption"):
         self, x: torch.Tensor, severity: int, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Corrupt a batch ``x`` (N, C, H, W) in [0, 1] at ``severity`` (1-5)."""
-        if severity not in SEVERITIES:
-            raise ConfigError(f"corruption severity must be one of 1-5, got {severity!r}")
+        if isinstance(severity, bool) or not isinstance(severity, int) or (
+                severity not in SEVERITIES):
+            raise ConfigError(f"corruption severity must be an integer 1-5, got {severity!r}")
         if x.dim() != 4 or not x.is_floating_point():
             raise DataError(
                 f"corruption {self.name!r} needs float images (N, C, H, W), got "
@@ -273,6 +274,26 @@ class CorruptionEvaluation:
                                 ("relative_corruption_error", rel))}
 
 
+def _check_corruption_inputs(x: torch.Tensor, y: torch.Tensor, severities: tuple[int, ...],
+                             batch_size: int) -> None:
+    if not severities or any(isinstance(s, bool) or s not in SEVERITIES for s in severities):
+        raise ConfigError(f"severities must be a non-empty selection of the integers 1-5, got "
+                          f"{severities!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point() or not len(x):
+        raise DataError(f"common corruptions need a non-empty batch of float images (N, C, H, "
+                        f"W), got {getattr(x, 'dtype', type(x))} "
+                        f"{tuple(getattr(x, 'shape', ()))}")
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape[:1] or y.dtype.is_floating_point:
+        raise DataError(f"labels must be one integer class per image, shape ({len(x)},); got "
+                        f"{getattr(y, 'dtype', type(y))} {tuple(getattr(y, 'shape', ()))}")
+    lo, hi = float(x.min()), float(x.max())
+    if not (lo >= -1e-6 and hi <= 1 + 1e-6):
+        raise DataError(f"common corruptions act on images in [0, 1]; these span "
+                        f"[{lo:.3g}, {hi:.3g}]. Put any normalisation inside the model.")
+
+
 def evaluate_corruptions(
     model: nn.Module,
     x: torch.Tensor,
@@ -287,37 +308,34 @@ def evaluate_corruptions(
     """Accuracy of ``model`` on ``(x, y)`` under each registered corruption and severity."""
     import time
 
-    from attacks.base import seeded_generator
+    from attacks.base import frozen_eval, seeded_generator
     from trustbench import registry
 
     t0 = time.perf_counter()
     all_c = registry.all_plugins("corruption")
     names = list(all_c) if names is None else list(names)
     corrs = [registry.get("corruption", nm)() for nm in names]
+    _check_corruption_inputs(x, y, severities, batch_size)
     device, gen = seeded_generator(model, x, device, seed)
     correct = [[0] * len(severities) for _ in names]
     clean = 0
     sample_correct, sample_clean = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb = x[i : i + batch_size].to(device)
-                yb = y[i : i + batch_size].to(device)
-                ok_clean = model(xb).argmax(1) == yb
-                clean += int(ok_clean.sum())
-                ok_cells = torch.zeros(len(xb), dtype=torch.int64, device=device)
-                for a, corr in enumerate(corrs):
-                    for b, s in enumerate(severities):
-                        xc = corr(xb, s, gen)
-                        ok = model(xc).argmax(1) == yb
-                        correct[a][b] += int(ok.sum())
-                        ok_cells += ok
-                sample_correct.append(ok_cells.cpu())
-                sample_clean.append(ok_clean.cpu())
-    finally:
-        model.train(was_training)
+    # eval mode; every submodule's own mode is restored afterwards
+    with frozen_eval(model), torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device)
+            yb = y[i : i + batch_size].to(device)
+            ok_clean = model(xb).argmax(1) == yb
+            clean += int(ok_clean.sum())
+            ok_cells = torch.zeros(len(xb), dtype=torch.int64, device=device)
+            for a, corr in enumerate(corrs):
+                for b, s in enumerate(severities):
+                    xc = corr(xb, s, gen)
+                    ok = model(xc).argmax(1) == yb
+                    correct[a][b] += int(ok.sum())
+                    ok_cells += ok
+            sample_correct.append(ok_cells.cpu())
+            sample_clean.append(ok_clean.cpu())
     return CorruptionEvaluation(
         names=names,
         severities=list(severities),

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from attacks.base import AttackStats, EvasionAttack, frozen_eval, lp_norms, seeded_generator
-from trustbench.errors import ConfigError, ModelError
+from trustbench.errors import ConfigError, DataError, ModelError
 
 __all__ = [
     "RobustEvaluation",
@@ -163,8 +163,11 @@ def evaluate_attack(
     check_determinism
         Raise :class:`ModelError` first if the model's forward pass is not deterministic.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise DataError(f"x and y must be torch tensors (convert NumPy arrays with "
+                        f"torch.as_tensor); got {type(x).__name__} and {type(y).__name__}")
     device, gen = seeded_generator(model, x, device, seed)
     clean, robust, l2, linf = [], [], [], []
     stats = AttackStats()

@@ -135,12 +135,24 @@ class _StepGraph:
         self.best.copy_(x)
         self.fooled.copy_(fooled0)
         last = x
-        for start in starts:
+        for r, start in enumerate(starts):
             self.x_adv.copy_(start)
             self.graph.replay()
             last = self.x_adv
+            if r < len(starts) - 1:  # the next restart overwrites this one's last iterate
+                self.check_last()
         f = self.fooled.reshape(-1, *[1] * (x.dim() - 1))
         return torch.where(f, self.best, last), self.fooled.clone()
+
+    @torch.no_grad()
+    def check_last(self) -> None:
+        """Keep the last iterate of a restart where it fools the model (the captured steps
+        judge each iterate before stepping from it, so the last one is not judged)."""
+        xa = self.x_adv
+        wrong = self.model(xa).argmax(1) != self.y
+        newly = (wrong & ~self.fooled).reshape(-1, *[1] * (xa.dim() - 1))
+        self.best.copy_(torch.where(newly, xa, self.best))
+        self.fooled.logical_or_(wrong)
 
 
 class PGD(EvasionAttack):
@@ -209,7 +221,7 @@ class PGD(EvasionAttack):
             idx = (~fooled).nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            xa, fo = self._run(model, x[idx], y[idx], ctx, first=r == 0)
+            xa, fo = self._run(model, x[idx], y[idx], ctx, check_last=r < p.restarts - 1)
             out[idx] = xa
             fooled[idx] = fo
         return out
@@ -223,15 +235,23 @@ class PGD(EvasionAttack):
         )
 
     def _run(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext, first: bool
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext,
+        check_last: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One restart on (x, y); returns (examples, fooled) aligned with x."""
+        """One restart on (x, y); returns (examples, fooled) aligned with x.
+
+        Each iterate is judged by the forward pass the next step makes from it anyway: the
+        first iterate that fools the model is kept (with ``early_stop`` its sample stops
+        there). ``check_last`` also judges the last iterate with one more forward pass, where
+        a later restart would otherwise replace an example that already fools the model.
+        """
         p = self.params
         out = x.clone()
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         active = torch.arange(len(x), device=x.device)
         xs, ys = x, y
         xa = self._start(x, ctx)
+        bcast = [1] * (x.dim() - 1)
         for _ in range(p.steps):
             xa = xa.detach().requires_grad_(True)
             logits = model(xa)
@@ -239,8 +259,8 @@ class PGD(EvasionAttack):
             (grad,) = torch.autograd.grad(loss, xa)
             with torch.no_grad():
                 xa = xa.detach()
+                wrong = logits.argmax(1) != ys
                 if p.early_stop:
-                    wrong = logits.argmax(1) != ys
                     if bool(wrong.any()):
                         out[active[wrong]] = xa[wrong]
                         fooled[active[wrong]] = True
@@ -254,9 +274,19 @@ class PGD(EvasionAttack):
                         )
                         if len(active) == 0:
                             return out, fooled
+                else:  # every sample takes every step; keep each one's first fooling iterate
+                    newly = (wrong & ~fooled).reshape(-1, *bcast)
+                    out = torch.where(newly, xa, out)
+                    fooled |= wrong
                 nxt = gradient_step(xa, grad, self.alpha, p.norm)
                 xa = project(nxt, xs, p.eps, p.norm, ctx.input_range)
-        out[active] = xa
+        with torch.no_grad():
+            done = fooled[active].reshape(-1, *bcast)
+            out[active] = torch.where(done, out[active], xa)
+            if check_last:
+                ctx.stats.forward_calls += 1
+                ctx.stats.forward_samples += len(active)
+                fooled[active] |= model(xa).argmax(1) != ys
         return out, fooled
 
     def _perturb_graph(
@@ -283,8 +313,8 @@ class PGD(EvasionAttack):
         starts = [self._start(x, ctx) for _ in range(p.restarts)]
         out, _ = g.run(x, y, starts, fooled)
         n = len(x) * p.steps * p.restarts
-        ctx.stats.forward_calls += p.steps * p.restarts
+        ctx.stats.forward_calls += p.steps * p.restarts + p.restarts - 1  # + check_last
         ctx.stats.backward_calls += p.steps * p.restarts
-        ctx.stats.forward_samples += n
+        ctx.stats.forward_samples += n + len(x) * (p.restarts - 1)
         ctx.stats.backward_samples += n
         return out

@@ -18,7 +18,10 @@ default. :data:`FALLBACK_EPS` applies when a task declares none.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
+from typing import Any
 
 from trustbench.errors import ConfigError
 
@@ -29,6 +32,7 @@ __all__ = [
     "default_eps",
     "eps_sweep",
     "headline_eps",
+    "suite_settings",
 ]
 
 #: Used for open-division tasks that declare no attack defaults.
@@ -182,3 +186,52 @@ def eps_sweep(max_eps: float, points: int) -> list[float]:
     if points < 2:
         return [max_eps]
     return [max_eps * i / (points - 1) for i in range(points)]
+
+
+#: Settings the robustness suite reads from ``[robustness]`` / ``[tool.trustbench.robustness]``.
+SUITE_OPTIONS = ("eps", "n_samples")
+
+
+def suite_settings(options: dict[str, Any] | None, attack_defaults: dict[str, list[float]] | None,
+                   modality: str, budget_samples: int) -> tuple[dict[str, list[float]], int]:
+    """The eps per norm and the number of attacked samples, from the user's settings.
+
+    ``eps`` maps a norm (``linf``, ``l2``; any case) to one eps or a list of them and replaces
+    that norm's defaults only; the other norm keeps the task's (or :data:`FALLBACK_EPS`).
+    ``n_samples`` is a positive integer (default: the profile's).
+
+    Raises
+    ------
+    ConfigError
+        Unknown settings or norms, eps that are not positive finite numbers, a bad
+        ``n_samples``.
+    """
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(SUITE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown robustness setting(s) {unknown}; accepted: "
+                          f"{', '.join(SUITE_OPTIONS)}.")
+    eps = default_eps(attack_defaults, modality)
+    given = opts.get("eps")
+    if given is not None:
+        if not isinstance(given, dict) or not given:
+            raise ConfigError(f"robustness eps must be a table of norm = [eps, ...], e.g. "
+                              f"eps = {{linf = [0.1, 0.3], l2 = [1.0]}}; got {given!r}.")
+        eps = dict(eps)
+        for norm, values in given.items():
+            key = str(norm).lower()
+            if key not in ("linf", "l2"):
+                raise ConfigError(f"unknown norm {norm!r} in robustness eps; accepted: linf, "
+                                  "l2.")
+            vals = values if isinstance(values, (list, tuple)) else [values]
+            if not vals or not all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool)
+                    and math.isfinite(v) and v > 0 for v in vals):
+                raise ConfigError(f"robustness eps for {key} must be positive finite numbers "
+                                  f"(input units), one or a list; got {values!r}.")
+            eps[key] = sorted(float(v) for v in vals)
+    n = opts.get("n_samples", budget_samples)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"robustness n_samples must be a positive integer (test inputs "
+                          f"attacked), got {n!r}.")
+    return eps, n

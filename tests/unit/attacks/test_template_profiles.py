@@ -83,3 +83,25 @@ def test_package_docstring_examples_run() -> None:
     for mod in (attacks.base, attacks.fgsm, attacks.pgd, attacks.apgd):
         res = doctest.testmod(mod, verbose=False)
         assert res.failed == 0, mod.__name__
+
+
+def test_suite_settings_merge_eps_per_norm_and_check_everything() -> None:
+    task_eps = {"linf": [0.1, 0.3], "l2": [1.0, 2.0]}
+    eps, n = profiles.suite_settings({"eps": {"Linf": [0.2, 0.05]}}, task_eps, "image", 256)
+    assert eps == {"linf": [0.05, 0.2], "l2": [1.0, 2.0]} and n == 256  # L2 kept
+    eps, n = profiles.suite_settings({"eps": {"l2": 0.5}, "n_samples": 40}, None, "tabular", 9)
+    assert eps == {"linf": [0.1], "l2": [0.5]} and n == 40
+    bad = [
+        ({"epsilon": {"linf": [0.1]}}, "unknown robustness setting"),
+        ({"eps": {"l1": [0.1]}}, "unknown norm 'l1'"),
+        ({"eps": {"linf": [-0.1]}}, "positive finite"),
+        ({"eps": {"linf": []}}, "positive finite"),
+        ({"eps": {"linf": ["a"]}}, "positive finite"),
+        ({"eps": [0.1]}, "table of norm"),
+        ({"n_samples": 0}, "n_samples must be a positive integer"),
+        ({"n_samples": -50}, "n_samples"),
+        ({"n_samples": "all"}, "n_samples"),
+    ]
+    for opts, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            profiles.suite_settings(opts, task_eps, "image", 256)
