@@ -8,6 +8,7 @@ labels as int64. Nothing here downloads unless the user allowed the hub (offline
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,9 @@ class TensorData:
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
-    return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+    # writable C-contiguous copies where needed (Arrow-backed arrays are read-only)
+    return (torch.from_numpy(np.require(x, np.float32, ["C", "W"])),
+            torch.from_numpy(np.require(y, np.int64, ["C", "W"])))
 
 
 def _split(n: int, y: np.ndarray, test_size: float | int, seed: int) -> tuple[np.ndarray, ...]:
@@ -385,8 +387,14 @@ def _encode_labels(labels: Any, table: Any, column: str) -> tuple[list[str], np.
     if feats is not None and hasattr(feats.get(column), "names"):
         names = list(feats[column].names)
     values = labels.to_numpy()
-    if np.issubdtype(values.dtype, np.integer):
-        y = values.astype(np.int64)
+    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, float)
+                                                                and math.isnan(v))]
+    if missing:
+        raise DataError(f"label column {column!r} has {len(missing)} missing value(s) (first at "
+                        f"row {missing[0]}); drop or label those rows first.")
+    as_int = _integer_labels(values)
+    if as_int is not None:  # class indices, as numbers (so "10" is class 10, not after "1")
+        y = as_int
         if (y < 0).any():
             raise DataError(f"label column {column!r} has negative class indices")
         k = int(y.max()) + 1 if len(y) else 0
@@ -394,6 +402,26 @@ def _encode_labels(labels: Any, table: Any, column: str) -> tuple[list[str], np.
     cats = sorted({str(v) for v in values})
     index = {c: i for i, c in enumerate(cats)}
     return cats, np.array([index[str(v)] for v in values], dtype=np.int64)
+
+
+def _integer_labels(values: np.ndarray) -> np.ndarray | None:
+    """The labels as int64 class indices when every one is an integer (an int, an integral
+    float such as 3.0, or a string of digits such as "10"); else None (named classes)."""
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64)
+    if np.issubdtype(values.dtype, np.floating):
+        return values.astype(np.int64) if np.all(values == np.round(values)) else None
+    out = []
+    for v in values:
+        text = str(v).strip()
+        try:
+            f = float(text)
+        except ValueError:
+            return None
+        if not math.isfinite(f) or f != round(f):
+            return None
+        out.append(int(f))
+    return np.array(out, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- local files

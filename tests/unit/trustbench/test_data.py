@@ -79,6 +79,30 @@ def test_csv_tabular_with_sensitive(tmp_path):
         D.load_local(p, label_column="y")
 
 
+@pytest.mark.parametrize("labels", [
+    list(range(11)),                      # integers
+    [float(i) for i in range(11)],        # integral floats (a CSV column with a missing value)
+    [str(i) for i in range(11)],          # digit strings (a parquet string column)
+])
+def test_numeric_labels_are_class_indices_not_sorted_text(tmp_path, labels):
+    df = pd.DataFrame({"f": np.arange(11, dtype=float), "y": labels})
+    p = tmp_path / "t.parquet"
+    df.to_parquet(p)
+    td = D.load_local(p, label_column="y")
+    assert td.y_test.tolist() == list(range(11))  # "10" is class 10, not class 2
+    assert td.class_names == [str(i) for i in range(11)]
+
+
+def test_missing_or_fractional_labels(tmp_path):
+    p = tmp_path / "t.csv"
+    pd.DataFrame({"f": [0.1, 0.2, 0.3], "y": [0, None, 1]}).to_csv(p, index=False)
+    with pytest.raises(DataError, match="label column 'y' has 1 missing value"):
+        D.load_local(p, label_column="y")
+    pd.DataFrame({"f": [0.1, 0.2, 0.3], "y": [0.5, 1.5, 0.5]}).to_csv(p, index=False)
+    td = D.load_local(p, label_column="y")  # not integers: named classes
+    assert td.class_names == ["0.5", "1.5"] and td.y_test.tolist() == [0, 1, 0]
+
+
 def test_image_folder(tmp_path):
     rng = np.random.default_rng(1)
     for cls in ("cat", "dog"):
