@@ -142,11 +142,31 @@ def task(request: pytest.FixtureRequest, bench_config: RunConfig) -> Any:
         except BenchError as exc:
             msg = f"trustbench: task {name} could not be built: {exc}"
             _TASK_ERRORS[name] = msg
-            if bench_config.model:
-                # Bad open-division input: stop at once with the message, not per test.
+            if bench_config.model and not hasattr(request.config, "workerinput"):
+                # Bad open-division input: stop at once with the message, not per test (an
+                # xdist worker cannot end the session: the controller checked it up front).
                 pytest.exit(msg, returncode=4)
             pytest.fail(msg, pytrace=False)
     return _TASKS[name]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist, build an open-division task once in the controller first, so bad
+    user input stops the run with its message (a worker cannot end the session cleanly)."""
+    config = session.config
+    run_config = config.stash.get(CONFIG_KEY, None)
+    if (run_config is None or not run_config.model or hasattr(config, "workerinput")
+            or config.option.collectonly
+            or not getattr(config.option, "numprocesses", None)):
+        return
+    apply_offline_env()
+    from trustbench.builtin_tasks import build_open_task
+
+    try:
+        build_open_task(run_config)
+    except BenchError as exc:
+        pytest.exit(f"trustbench: task {run_config.task_ids()[0]} could not be built: {exc}",
+                    returncode=4)
 
 
 @pytest.fixture(autouse=True)

@@ -286,6 +286,17 @@ def test_open_division_bad_models_stop_with_a_message(pytester, factory, message
     assert "Traceback" not in result.stdout.str()
 
 
+def test_bad_open_division_input_under_xdist_stops_with_its_message(pytester):
+    pytester.makepyfile(usermodel=USER_MODEL, test_demo=DEMO)
+    result = pytester.runpytest_subprocess(
+        "--bench-model", "usermodel:wrong_width", "--bench-dataset", "digits",
+        "--bench-out", str(pytester.path / "results"), "-n", "2", "-p", "no:cacheprovider",
+    )
+    assert result.ret == 4
+    result.stdout.fnmatch_lines(["*has 3 outputs but dataset digits has 10 classes*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
 def test_xdist_gives_the_same_metrics(pytester):
     pytester.makepyfile(test_demo=DEMO)
     common = ["--bench-task", "digits-cnn", "--bench-profile", "smoke", "-p", "no:cacheprovider"]
