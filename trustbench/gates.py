@@ -1,7 +1,9 @@
 """Pass/fail gates on scorecard metrics: ``utility.accuracy>=0.9``.
 
 A gate compares a scalar metric (``pillar.name``) or a pillar score (``pillar.score``) with a
-number. A gate whose metric was not measured fails, saying so.
+number. A gate whose metric was not measured fails, saying so, unless its pillar was skipped for
+the task with a reason (fairness on a task without sensitive attributes): then it does not apply
+and is recorded as skipped.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ def evaluate_gate(expr: GateExpr, card: Scorecard) -> Gate:
         if metric is not None and metric.shape != "scalar":
             return Gate(expr.text, False, f"{what} is a {metric.shape}, not a number")
     if value is None:
+        pillar = card.pillars.get(expr.pillar)
+        if pillar is not None and pillar.status == "skipped":
+            return Gate(expr.text, True, f"does not apply: the {expr.pillar} pillar was skipped "
+                        f"for this task ({pillar.reason or 'no reason given'})", skipped=True)
         return Gate(expr.text, False, f"{what} was not measured in this run")
     passed = bool(_OPS[expr.op](float(value), expr.threshold))
     return Gate(expr.text, passed, f"{what} = {value:.6g}, needs {expr.op} {expr.threshold:g}")

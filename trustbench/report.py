@@ -736,7 +736,8 @@ def _build(card: Scorecard, stem: str, with_plots: bool) -> tuple[_Doc, int]:
     doc.add(_Heading(2, "Gates"))
     if card.gates:
         doc.add(_Table(["result", "gate", "detail"], [
-            [[_Span("PASS", "good") if g.passed else _Span("FAIL", "bad")],
+            [[_Span("SKIP", "b") if g.skipped else _Span("PASS", "good") if g.passed
+              else _Span("FAIL", "bad")],
              [_Span(g.expr, "code")], g.detail or ""]
             for g in card.gates
         ]))

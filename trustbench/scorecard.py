@@ -144,6 +144,9 @@ class Gate:
     expr: str
     passed: bool
     detail: str = ""
+    #: The gate's pillar was skipped for this task with a reason: the gate does not apply
+    #: (and does not fail the run).
+    skipped: bool = False
 
 
 @dataclass

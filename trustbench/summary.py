@@ -59,5 +59,6 @@ def format_summary(card: Scorecard) -> list[str]:
         lines.append(f"check {c.name}: {'passed' if c.passed else 'FAILED'}"
                      + (f" ({c.detail})" if c.detail and not c.passed else ""))
     for g in card.gates:
-        lines.append(f"gate {g.expr}: {'passed' if g.passed else 'FAILED'} ({g.detail})")
+        verdict = "skipped" if g.skipped else "passed" if g.passed else "FAILED"
+        lines.append(f"gate {g.expr}: {verdict} ({g.detail})")
     return lines

@@ -30,3 +30,20 @@ def test_non_scalar_metric_fails_with_reason():
 def test_bad_gate_is_clear(bad):
     with pytest.raises(ConfigError, match="PILLAR.METRIC OP NUMBER"):
         parse_gate(bad)
+
+
+def test_a_gate_on_a_pillar_skipped_for_the_task_does_not_apply():
+    from trustbench.scorecard import PillarResult
+    from trustbench.summary import format_summary
+
+    card = make_card()
+    card.pillars["fairness"] = PillarResult("skipped", "task digits-cnn has no sensitive "
+                                            "attributes", None)
+    gate = evaluate_gate(parse_gate("fairness.selection_rate_ratio>=0.8"), card)
+    assert gate.passed and gate.skipped and "does not apply" in gate.detail
+    assert "no sensitive attributes" in gate.detail
+    card.pillars["fairness"] = PillarResult("failed", "a test failed", None)
+    gate = evaluate_gate(parse_gate("fairness.selection_rate_ratio>=0.8"), card)
+    assert not gate.passed and not gate.skipped
+    card.gates = [evaluate_gate(parse_gate("fairness.score>=1"), card)]
+    assert any("FAILED" in line for line in format_summary(card))
