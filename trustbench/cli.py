@@ -71,24 +71,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from trustbench.scorecard import load, recompute_scores
+    from trustbench.errors import ScorecardError
+    from trustbench.scorecard import load, score_mismatches
 
     status = 0
     for file in args.files:
-        card = load(file)  # schema errors raise ScorecardError
-        problems = []
-        for pillar, score in recompute_scores(card).items():
-            stored = card.pillars[pillar].score
-            if (stored is None) != (score is None) or (
-                stored is not None and score is not None and abs(stored - score) > 0.01
-            ):
-                problems.append(f"pillar {pillar}: stored score {stored} != recomputed {score}")
+        try:
+            card = load(file)
+        except ScorecardError as exc:  # report it and go on with the other files
+            status = 2
+            print(f"{file}: UNREADABLE")
+            print(f"trustbench: {exc}", file=sys.stderr)
+            continue
+        problems = score_mismatches(card)
         for m in card.metrics:
             lo, hi = m.ci if m.ci is not None else (None, None)
             if lo is not None and hi is not None and lo > hi:
                 problems.append(f"metric {m.key}: interval {m.ci} is reversed")
         if problems:
-            status = 1
+            status = max(status, 1)
             print(f"{file}: INVALID")
             for p in problems:
                 print(f"  {p}")

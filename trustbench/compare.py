@@ -6,8 +6,9 @@ scores, columns are scorecards (labelled ``<system id> · <run id, 8 chars>``).
 
 Rules (docs: DESIGN "Divisions and profiles"):
 
-- Scorecards of different tasks or profiles are refused (:class:`ScorecardError`) unless
-  ``allow_mixed=True``; then they are shown side by side but never ranked.
+- Scorecards of different tasks, profiles, seeds or pillar settings (``run.settings``, the
+  trustbench.toml tables) are refused (:class:`ScorecardError`) unless ``allow_mixed=True``;
+  then they are shown side by side but never ranked.
 - Ranking: for each scalar metric with ``higher_is_better`` set, and for pillar scores, the best
   column is marked, only when all scorecards share task and profile (and division). Columns
   whose run is not ``valid`` are shown but never marked best. Ties are shown, never hidden:
@@ -22,6 +23,7 @@ Rules (docs: DESIGN "Divisions and profiles"):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from typing import Any
 
 from trustbench.errors import ConfigError, ScorecardError
 from trustbench.report import _md_escape, _md_inline, _Span, format_estimate
-from trustbench.scorecard import Metric, Scorecard, load
+from trustbench.scorecard import Metric, Scorecard, load, score_mismatches
 
 __all__ = ["ATOL", "RTOL", "CompareResult", "MetricRow", "PillarRow", "compare", "format_compare"]
 
@@ -102,7 +104,7 @@ class CompareResult:
     ranked
         True when the best columns were marked (same task, profile and division).
     mixed
-        True when tasks or profiles differ (only possible with ``allow_mixed``).
+        True when tasks, profiles, seeds or settings differ (only with ``allow_mixed``).
     warnings
         Human-readable warnings, in the order found.
     """
@@ -243,18 +245,24 @@ def compare(
 
     tasks = [c.task.get("name") for c in loaded]
     profiles = [c.run.get("profile") for c in loaded]
-    mixed = len(_distinct(tasks)) > 1 or len(_distinct(profiles)) > 1
+    seeds = [c.run.get("seed") for c in loaded]
+    settings = [c.run.get("settings") or {} for c in loaded]
+    mixed = any(len(_distinct(v)) > 1 for v in (tasks, profiles, seeds, settings))
     if mixed and not allow_mixed:
-        listing = "; ".join(f"{lab}: task {t!r}, profile {p!r}"
-                            for lab, t, p in zip(labels, tasks, profiles))
+        listing = "; ".join(f"{lab}: task {t!r}, profile {p!r}, seed {sd!r}"
+                            + (f", settings {json.dumps(st, sort_keys=True)}" if st else "")
+                            for lab, t, p, sd, st in zip(labels, tasks, profiles, seeds,
+                                                         settings))
         raise ScorecardError(
-            "refusing to compare scorecards of different tasks or profiles (" + listing + "): "
-            "their numbers come from different models, data or budgets and cannot be ranked. "
-            "Compare scorecards of one task and one profile, or pass allow_mixed=True "
-            "(--allow-mixed) to show them side by side without ranking"
+            "refusing to compare scorecards of different tasks, profiles, seeds or pillar "
+            "settings (" + listing + "): their numbers come from different models, data, "
+            "samples or budgets and cannot be ranked. Compare scorecards of one task, profile, "
+            "seed and settings, or pass allow_mixed=True (--allow-mixed) to show them side by "
+            "side without ranking"
         )
     if mixed:
-        warnings.append("tasks or profiles differ: shown side by side, not ranked")
+        warnings.append("tasks, profiles, seeds or pillar settings differ: shown side by side, "
+                        "not ranked")
     ranked = not mixed and len(loaded) > 1
     divisions = _distinct([c.run.get("division") for c in loaded])
     if len(divisions) > 1:
@@ -275,12 +283,18 @@ def compare(
     if len(torches) > 1:
         warnings.append(f"torch versions differ ({', '.join(map(str, torches))}): "
                         "hardware-independent metrics may move within tolerance")
-    rankable = [i for i, c in enumerate(loaded) if c.run.get("status") == "valid"]
+    edited = [i for i, c in enumerate(loaded) if score_mismatches(c)]
+    rankable = [i for i, c in enumerate(loaded)
+                if c.run.get("status") == "valid" and i not in edited]
     for i, c in enumerate(loaded):
         if c.run.get("status") != "valid":
             reason = c.run.get("status_reason") or "no reason recorded"
             warnings.append(f"{labels[i]} is {c.run.get('status')} ({reason}): shown, "
                             "never marked best")
+        if i in edited:
+            warnings.append(f"{labels[i]}: its stored pillar scores differ from those its "
+                            "metrics give (the file was edited; `trustbench validate` says "
+                            "which): shown, never marked best")
 
     # pillars
     pillar_names: list[str] = []
@@ -377,7 +391,7 @@ def format_compare(result: CompareResult) -> str:
     if result.warnings:
         out.append("")
     if not result.ranked:
-        why = ("tasks or profiles differ" if result.mixed else
+        why = ("tasks, profiles, seeds or settings differ" if result.mixed else
                "a single scorecard" if len(result.cards) == 1 else "divisions differ")
         out += [f"Not ranked: {why}.", ""]
 
@@ -385,6 +399,8 @@ def format_compare(result: CompareResult) -> str:
     fields = [
         ("task", lambda c: c.task.get("name")),
         ("profile", lambda c: c.run.get("profile")),
+        ("seed", lambda c: c.run.get("seed")),
+        ("settings", lambda c: json.dumps(c.run.get("settings") or {}, sort_keys=True)),
         ("division", lambda c: c.run.get("division")),
         ("run status", lambda c: c.run.get("status")),
         ("model sha256", lambda c: str((c.task.get("model") or {}).get("sha256", ""))[:12]),

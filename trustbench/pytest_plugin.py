@@ -374,6 +374,7 @@ class ScorecardWriter:
             "profile": rc.profile,
             "division": rc.division,
             "seed": rc.seed,
+            "settings": {k: v for k, v in sorted(rc.pillars.items()) if v},
             "trustbench_version": __version__,
             "argv": [str(a) for a in self.config.invocation_params.args],
             "status": status,

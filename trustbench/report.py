@@ -662,6 +662,15 @@ def _build(card: Scorecard, stem: str, with_plots: bool) -> tuple[_Doc, int]:
             _Span(f"This run is {status.upper()}: ", "b"), _Span(str(reason)),
             _Span(". Its numbers are not a valid benchmark result."),
         ]))
+    from trustbench.scorecard import score_mismatches
+
+    if score_mismatches(card):
+        doc.add(_Callout("bad", [
+            _Span("Edited scores: ", "b"),
+            _Span("the stored pillar scores differ from those the metrics give; run "
+                  "`trustbench validate` on the file. The pillar overview below shows the "
+                  "stored values."),
+        ]))
     failed_checks = [c for c in card.checks if not c.passed]
     failed_gates = [g for g in card.gates if not g.passed]
     if failed_checks or failed_gates:

@@ -239,6 +239,18 @@ def recompute_scores(card: Scorecard) -> dict[str, float | None]:
     return {p: pillar_score(card.metrics, p) for p in card.pillars}
 
 
+def score_mismatches(card: Scorecard, tolerance: float = 0.01) -> list[str]:
+    """One line per pillar whose stored score differs from the one its metrics give (a
+    hand-edited file); empty when they all agree."""
+    out = []
+    for pillar, score in recompute_scores(card).items():
+        stored = card.pillars[pillar].score
+        if (stored is None) != (score is None) or (
+                stored is not None and score is not None and abs(stored - score) > tolerance):
+            out.append(f"pillar {pillar}: stored score {stored} != recomputed {score}")
+    return out
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -309,12 +321,65 @@ def validation_errors(data: Any) -> list[str]:
             value_shape(m.get("value"))
         except ValueError as exc:
             errors.append(f"metrics/{i}/value: {exc}")
+        else:
+            errors += [f"metrics/{i}/value: {p}" for p in value_problems(m.get("value"))]
         key = f"{m.get('pillar')}.{m.get('name')}"
         if key in seen:
             errors.append(f"metrics/{i}: metric {key} appears twice; metric names must be unique "
                           "within a pillar")
         seen.add(key)
     return errors
+
+
+def _is_num(v: Any, none_ok: bool = True) -> bool:
+    if v is None:
+        return none_ok
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_ci(ci: Any) -> bool:
+    return ci is None or (isinstance(ci, list) and len(ci) == 2
+                          and all(_is_num(c, none_ok=False) for c in ci))
+
+
+def value_problems(value: Any) -> list[str]:
+    """What is wrong inside a metric value of a known shape (empty when well formed): lengths
+    that differ, entries that are not finite numbers, malformed intervals or rows."""
+    shape = value_shape(value)
+    out: list[str] = []
+    if shape == "scalar":
+        if not _is_num(value):
+            out.append(f"{value!r} is not a finite number")
+    elif shape == "series":
+        x, y, ci = value.get("x"), value.get("y"), value.get("ci")
+        if not (isinstance(x, list) and isinstance(y, list) and len(x) == len(y)):
+            out.append("a series needs lists x and y of the same length")
+        elif not all(_is_num(v, none_ok=False) for v in x) or not all(map(_is_num, y)):
+            out.append("series x must be finite numbers and y finite numbers or null")
+        if ci is not None and not (isinstance(ci, list) and isinstance(y, list)
+                                   and len(ci) == len(y) and all(map(_is_ci, ci))):
+            out.append("series ci must be one [lo, hi] (or null) per point")
+    elif shape == "table":
+        rows = value.get("rows")
+        if not isinstance(rows, list):
+            out.append("table rows must be a list")
+        else:
+            for j, r in enumerate(rows):
+                if not (isinstance(r, dict) and "group" in r and "value" in r
+                        and _is_num(r.get("value")) and _is_ci(r.get("ci"))
+                        and (r.get("n") is None or (isinstance(r.get("n"), int)
+                                                    and not isinstance(r.get("n"), bool)))):
+                    out.append(f"table row {j} needs a group, a finite number (or null) as "
+                               "value, and optionally ci [lo, hi] and an integer n")
+    else:
+        rows, cols, vals = value.get("rows"), value.get("cols"), value.get("values")
+        if not (isinstance(rows, list) and isinstance(cols, list) and isinstance(vals, list)
+                and len(vals) == len(rows)
+                and all(isinstance(r, list) and len(r) == len(cols) for r in vals)):
+            out.append("a matrix needs one list of len(cols) values per row")
+        elif not all(_is_num(v) for r in vals for v in r):
+            out.append("matrix values must be finite numbers or null")
+    return out
 
 
 def read_json(path: str | Path) -> Any:
@@ -326,8 +391,12 @@ def read_json(path: str | Path) -> Any:
         raise ScorecardError(f"no such scorecard file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScorecardError(f"cannot read {path}: {exc}") from None
+    def no_constants(name: str) -> Any:
+        raise ScorecardError(f"{path} holds the literal {name}, which JSON does not allow; a "
+                             "scorecard writes missing or non-finite values as null")
+
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise ScorecardError(
             f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "

@@ -74,6 +74,24 @@ def test_corrupt_and_foreign_files(command, tmp_path):
     assert res.returncode == 2 and "not a trustbench scorecard" in res.stderr
 
 
+def test_validate_checks_every_file_and_the_shape_of_values(cards, tmp_path):
+    import re
+
+    good = cards[0]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    data = json.loads(good.read_text())
+    data["metrics"][0]["value"] = {"x": [0.1, 0.2], "y": [0.5]}
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(data))
+    nan = tmp_path / "nan.json"
+    nan.write_text(re.sub(r'"value": [0-9.eE+-]+', '"value": NaN', good.read_text(), count=1))
+    res = tb("validate", str(bad), str(short), str(nan), str(good))
+    assert res.returncode == 2
+    assert f"{bad}: UNREADABLE" in res.stdout and f"{good}: valid" in res.stdout  # all checked
+    assert "the same length" in res.stderr and "literal NaN" in res.stderr
+
+
 def test_list_and_system():
     res = tb("list")
     assert res.returncode == 0 and "mnist5k-cnn" in res.stdout and "arrests-mlp" in res.stdout

@@ -16,7 +16,7 @@ from trustbench.scorecard import Metric, PillarResult, Scorecard
 def card(system_id: str = "cpu-epyc-2c", run_id: str = "r1aaaaaaaaaa", *, task: str = "digits-cnn",
          profile: str = "smoke", division: str = "closed", sha: str = "ab" * 32,
          torch: str = "2.14.1", status: str = "valid", accuracy: float | None = 0.95,
-         accuracy_ci: list[float] | None = None, latency: float = 2.0, score: float = 95.0,
+         accuracy_ci: list[float] | None = None, latency: float = 2.0, score: float | None = None,
          extra: list[Metric] | None = None) -> Scorecard:
     """A small scorecard of the digits-cnn task; the keyword arguments vary what compare checks."""
     metrics = [
@@ -41,7 +41,9 @@ def card(system_id: str = "cpu-epyc-2c", run_id: str = "r1aaaaaaaaaa", *, task: 
               "dataset": {"name": "digits", "source": "embedded", "split": "test", "n": 360,
                           "sha256": "cd" * 32}},
         metrics=metrics,
-        pillars={"utility": PillarResult("measured", score=score),
+        pillars={"utility": PillarResult(
+            "measured", score=score if score is not None
+            else None if accuracy is None else 100 * accuracy),
                  "privacy": PillarResult("skipped", reason="opacus is not installed")},
     )
 
@@ -75,7 +77,7 @@ def test_compare_files_marks_best_per_direction_and_pillar_score(tmp_path: Path)
 
 
 def test_refuses_different_tasks_or_profiles_unless_mixed_allowed() -> None:
-    with pytest.raises(ScorecardError, match=r"different tasks or profiles.*'arrests-mlp'"):
+    with pytest.raises(ScorecardError, match=r"different tasks, profiles.*'arrests-mlp'"):
         compare([card(), card(run_id="r2", task="arrests-mlp")])
     with pytest.raises(ScorecardError, match=r"profile 'standard'.*allow_mixed"):
         compare([card(), card(run_id="r2", profile="standard")])
@@ -86,7 +88,22 @@ def test_refuses_different_tasks_or_profiles_unless_mixed_allowed() -> None:
     assert all(not p.best for p in result.pillars)
     md = format_compare(result)
     assert "(best)" not in md.split("Legend")[0]
-    assert "Not ranked: tasks or profiles differ." in md
+    assert "Not ranked: tasks, profiles, seeds or settings differ." in md
+
+
+def test_refuses_different_seeds_or_pillar_settings() -> None:
+    other_seed = card(run_id="r2")
+    other_seed.run["seed"] = 1
+    with pytest.raises(ScorecardError, match=r"seed 0.*seed 1"):
+        compare([card(), other_seed])
+    tuned = card(run_id="r3")
+    tuned.run["settings"] = {"faults": {"n_faults": 50}}
+    with pytest.raises(ScorecardError, match=r"settings \{\"faults\": \{\"n_faults\": 50\}\}"):
+        compare([card(), tuned])
+    result = compare([card(), tuned], allow_mixed=True)
+    assert not result.ranked
+    md = format_compare(result)
+    assert "| seed | 0 | 0 |" in md and '"n_faults": 50' in md
 
 
 def test_warns_when_weights_torch_or_division_differ() -> None:
@@ -173,3 +190,11 @@ def test_bad_input_raises(tmp_path: Path) -> None:
 def test_single_scorecard_is_shown_unranked() -> None:
     result = compare([card()])
     assert not result.ranked and "Not ranked: a single scorecard." in format_compare(result)
+
+
+def test_a_card_with_edited_scores_is_never_marked_best() -> None:
+    edited = card(run_id="r2", accuracy=0.99, score=100.0)  # stored score: not what it gives
+    result = compare([card(accuracy=0.5, score=50.0), edited])
+    assert any("stored pillar scores differ" in w for w in result.warnings)
+    assert all(1 not in p.best for p in result.pillars)
+    assert all(1 not in r.best for r in result.metrics)
