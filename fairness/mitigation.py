@@ -17,7 +17,7 @@ precomputed scores to fairlearn, so nothing is retrained.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fairness.bootstrap import bootstrap_cell_counts, percentile_interval
@@ -78,6 +78,9 @@ class MitigationResult:
     fit_on: str
     n_fit: int
     n_eval: int
+    #: Groups the thresholds could not be fitted for (too few rows, one label only) -> why;
+    #: their rows keep the model's own decisions.
+    groups_left_out: dict[str, str] = field(default_factory=dict)
 
 
 def _score_estimator() -> Any:
@@ -173,8 +176,10 @@ def threshold_optimizer_tradeoff(
     Raises
     ------
     FairnessError
-        Non-binary labels, misaligned rows, an unknown constraint, or an evaluation group
-        that the fitting rows do not contain.
+        Non-binary labels, misaligned rows, an unknown constraint, or fewer than two groups
+        that can be fitted. Groups that cannot be fitted (absent from the fitting rows, or with
+        one label only there) keep the model's decisions and are named in
+        ``groups_left_out``.
     """
     import numpy as np
     from fairlearn.postprocessing import ThresholdOptimizer
@@ -211,13 +216,23 @@ def threshold_optimizer_tradeoff(
     for grouping in g_ev.groupings:
         feat = grouping.features[0]
         fit_labels = g_fit.grouping(grouping.key).labels.astype(str)
-        unseen = sorted(set(grouping.groups) - set(fit_labels))
-        if unseen:
+        ev_labels = grouping.labels.astype(str)
+        # ThresholdOptimizer needs every group it thresholds in the fitting rows with both
+        # labels; a group that is not (a handful of rows) keeps the model's own decisions
+        left_out: dict[str, str] = {}
+        for g in sorted({str(v) for v in grouping.groups} | set(fit_labels.tolist())):
+            ys = yf[fit_labels == g]
+            if ys.size == 0:
+                left_out[g] = "not in the fitting rows"
+            elif ys.min() == ys.max():
+                left_out[g] = f"only label {int(ys[0])} in its {ys.size} fitting row(s)"
+        fit_rows = ~np.isin(fit_labels, list(left_out))
+        ev_rows = ~np.isin(ev_labels, list(left_out))
+        if len(set(fit_labels[fit_rows])) < 2:
             raise FairnessError(
-                f"mitigation for {feat!r}: the evaluation rows contain group(s) {unseen} that "
-                "the fitting rows do not; ThresholdOptimizer can only threshold groups it has "
-                "seen. Fit on data that covers every group"
-            )
+                f"mitigation for {feat!r}: fewer than two groups have both labels in the "
+                f"fitting rows ({'; '.join(f'{g}: {r}' for g, r in left_out.items())}); "
+                "fit on data that covers the groups")
         k = len(grouping.groups)
         for constraint in constraints:
             opt = ThresholdOptimizer(
@@ -228,25 +243,24 @@ def threshold_optimizer_tradeoff(
                 predict_method="decision_function",
             )
             try:
-                opt.fit(s_fit[:, None], yf, sensitive_features=fit_labels)
+                opt.fit(s_fit[fit_rows, None], yf[fit_rows],
+                        sensitive_features=fit_labels[fit_rows])
             except ValueError as exc:
                 raise FairnessError(
                     f"fairlearn's ThresholdOptimizer ({constraint}, {feat!r}) could not be "
                     f"fitted: {exc}. Each group needs both labels in the fitting rows"
                 ) from exc
-            mitigated = np.asarray(
-                opt.predict(
-                    s_ev[:, None], sensitive_features=grouping.labels.astype(str),
-                    random_state=seed,
-                ),
-                dtype=np.int64,
-            )
-            results.append(
-                _measure(
-                    constraint, grouping.key, grouping.codes, k, ye, yp, mitigated, n_boot,
-                    confidence, seed, fit_on, len(yf),
+            mitigated = yp.copy()
+            if ev_rows.any():
+                mitigated[ev_rows] = np.asarray(
+                    opt.predict(s_ev[ev_rows, None], sensitive_features=ev_labels[ev_rows],
+                                random_state=seed),
+                    dtype=np.int64,
                 )
-            )
+            res = _measure(constraint, grouping.key, grouping.codes, k, ye, yp, mitigated,
+                           n_boot, confidence, seed, fit_on, int(fit_rows.sum()))
+            res.groups_left_out = dict(left_out)
+            results.append(res)
     return results
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from fairness import metrics as fm
 from fairness import profiles
+from fairness.errors import FairnessError
 from fairness.mitigation import model_scores, threshold_optimizer_tradeoff
 
 #: Per-group metric -> higher_is_better (None: neither; selection is a decision, not a quality).
@@ -48,11 +49,19 @@ def columns(task, bench_config, fairness_budget):
             "dataset with --bench-sensitive COL[,COL] or [tool.trustbench.fairness] "
             "sensitive = [...]"
         )
-    if fairness_budget.sensitive:
-        return list(fairness_budget.sensitive)
-    if bench_config.sensitive and set(bench_config.sensitive) <= set(task.sensitive_test.columns):
-        return list(bench_config.sensitive)
-    return [str(c) for c in task.sensitive_test.columns]
+    available = [str(c) for c in task.sensitive_test.columns]
+    chosen = list(fairness_budget.sensitive or bench_config.sensitive or available)
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        pytest.fail(f"sensitive column(s) {', '.join(map(repr, unknown))} are not attributes of "
+                    f"task {task.name}; its sensitive attributes are: {', '.join(available)}",
+                    pytrace=False)
+    # a column with one group only cannot be compared: measure the others, say why
+    usable = [c for c in chosen if task.sensitive_test[c].dropna().nunique() >= 2]
+    if not usable:
+        pytest.skip(f"no sensitive column of task {task.name} has two groups or more "
+                    f"({', '.join(chosen)}): nothing to compare")
+    return usable
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +131,52 @@ def test_group_metrics(audit, record_metric, record_check):
         assert sum(s.n for s in g.groups) == audit.n
 
 
-def test_disparities(audit, record_metric, fairness_budget):
+@pytest.fixture(scope="module")
+def large_group_audit(task, columns, predictions, audit, bench_config, fairness_budget):
+    """The audit again without the rows of groups below the minimum size (any single
+    feature), or None when no headline is defined by such a group: the pillar score rests on
+    reliable values, while the headline metrics keep every group as fairlearn does."""
+    if all(audit.headline[n].reliable for n in SCORED if audit.headline[n].value is not None):
+        return None
+    b = fairness_budget
+    keep = np.ones(audit.n, dtype=bool)
+    for g in audit.groupings:
+        if len(g.features) == 1:
+            col = task.sensitive_test[g.features[0]].astype(str).to_numpy()
+            small = {s.group for s in g.groups if s.small}
+            keep &= ~np.isin(col, list(small))
+    sens = task.sensitive_test[keep].reset_index(drop=True)
+    if keep.sum() < 2 * b.min_group_size:
+        return None
+    try:
+        return fm.evaluate_fairness(
+            task.y_test.numpy()[keep], predictions[keep], sens, columns=columns,
+            num_classes=task.num_classes, class_names=list(task.class_names),
+            intersections="none", min_group_size=b.min_group_size, n_boot=b.n_boot,
+            confidence=b.confidence, seed=bench_config.seed)
+    except FairnessError:  # a feature left with one group: no reliable comparison
+        return None
+
+
+def test_disparities(audit, large_group_audit, record_metric, fairness_budget):
     """Disparities per grouping and, as headline, the worst single sensitive feature."""
     for name, d in audit.headline.items():
         unit = "ratio" if name in fm.RATIO_DISPARITIES else "fraction"
+        rescored = name in SCORED and large_group_audit is not None and not d.reliable
         record_metric(name, d.value, unit=unit, higher_is_better=d.higher_is_better, ci=d.ci,
                       n=d.n, params={"over": "worst single sensitive feature",
                                      **_disparity_params(d, audit)},
-                      score_weight=SCORED.get(name))
+                      score_weight=None if rescored else SCORED.get(name))
+        if rescored:
+            dl = large_group_audit.headline[name]
+            record_metric(f"{name}_large_groups", dl.value, unit=unit,
+                          higher_is_better=dl.higher_is_better, ci=dl.ci, n=dl.n,
+                          params={"over": "worst single sensitive feature, rows of groups "
+                                  f"below {fairness_budget.min_group_size} left out",
+                                  "why": f"the headline {name} is defined by a group below "
+                                  "the minimum size: the pillar score uses this value instead",
+                                  **_disparity_params(dl, large_group_audit)},
+                          score_weight=SCORED.get(name))
         for g in audit.groupings:
             dg = g.disparities[name]
             record_metric(f"{name}.{g.key}", dg.value, unit=unit,
@@ -235,7 +282,9 @@ def test_mitigation_tradeoff(task, columns, predictions, audit, bench_config, fa
         details = {r.grouping: {"before": r.before, "after": r.after,
                                 "accuracy_before": r.accuracy_before,
                                 "accuracy_after": r.accuracy_after,
-                                "disparities_after": r.disparities_after, "n_fit": r.n_fit}
+                                "disparities_after": r.disparities_after, "n_fit": r.n_fit,
+                                **({"groups_left_out": r.groups_left_out}
+                                   if r.groups_left_out else {})}
                    for r in rs}
         record_metric(f"{constraint}_mitigation_disparity_reduction_by_feature",
                       {"rows": [{"group": r.grouping, "value": r.reduction,
@@ -254,7 +303,8 @@ def test_mitigation_tradeoff(task, columns, predictions, audit, bench_config, fa
         r = next((x for x in rs if x.grouping == head), rs[0])
         p = {"feature": r.grouping, "disparity": r.disparity, "before": r.before,
              "after": r.after, "accuracy_before": r.accuracy_before,
-             "accuracy_after": r.accuracy_after, "n_fit": r.n_fit, **common}
+             "accuracy_after": r.accuracy_after, "n_fit": r.n_fit,
+             **({"groups_left_out": r.groups_left_out} if r.groups_left_out else {}), **common}
         record_metric(f"{constraint}_mitigation_disparity_reduction", r.reduction,
                       unit="fraction", ci=r.reduction_ci, n=r.n_eval, params=p)
         record_metric(f"{constraint}_mitigation_accuracy_cost", r.accuracy_cost,

@@ -48,5 +48,21 @@ def test_bad_inputs():
         threshold_optimizer_tradeoff(s[:-1], y, sens, s, y, sens, n_boot=0)
     other = sens.copy()
     other.loc[:5, "colour"] = "C"
-    with pytest.raises(FairnessError, match=r"group\(s\) \['C'\]"):
-        threshold_optimizer_tradeoff(s, y, sens, s, y, other, n_boot=0)
+    # a group the fitting rows lack keeps the model's decisions and is named
+    (res, *_) = threshold_optimizer_tradeoff(s, y, sens, s, y, other, n_boot=0,
+                                             constraints=["demographic_parity"],
+                                             columns=["colour"])
+    assert res.groups_left_out == {"C": "not in the fitting rows"}
+    one_label = sens.copy()
+    one_label.loc[:1, "colour"] = "D"
+    y1 = y.copy()
+    y1[:2] = 1
+    (res, *_) = threshold_optimizer_tradeoff(s, y1, one_label, s, y1, one_label, n_boot=0,
+                                             constraints=["demographic_parity"],
+                                             columns=["colour"])
+    assert res.groups_left_out == {"D": "only label 1 in its 2 fitting row(s)"}
+    assert res.n_fit == len(y1) - 2
+    lonely = sens.copy()
+    lonely["colour"] = ["A"] * (len(s) - 1) + ["B"]
+    with pytest.raises(FairnessError, match="fewer than two groups"):
+        threshold_optimizer_tradeoff(s, y, lonely, s, y, lonely, n_boot=0, columns=["colour"])
