@@ -45,8 +45,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if value is None:
             continue
         for v in value if isinstance(value, list) else [value]:
-            argv += [spec.flag, str(v)]
-    argv += ["--rootdir", str(_suites_dir())]
+            # FLAG=VALUE: pytest would take a VALUE that is an existing path (a dataset file)
+            # for a test path when it looks for its configuration
+            argv.append(f"{spec.flag}={v}")
+    # the suites' own configuration, wherever this runs from (not a project's pyproject)
+    argv += ["-c", str(_suites_dir() / "pytest.ini"), "--rootdir", str(_suites_dir())]
     argv += list(args.pytest_args)
     return int(pytest.main(argv))
 

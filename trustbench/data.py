@@ -293,9 +293,17 @@ def _decode_image(v: Any) -> np.ndarray:
                          else v.convert("RGB"))
     else:
         arr = np.asarray(v)
-    arr = arr.astype(np.float32)
-    if arr.max() > 1.0:
-        arr = arr / 255.0
+    # scale by the stored type, not by the values (a dark 8-bit image may hold only 0 and 1):
+    # integer pixels are 0..255 (16-bit: 0..65535); float pixels are taken as given, in [0, 1]
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        top = 1.0 if arr.dtype == np.bool_ else float(np.iinfo(arr.dtype).max
+                                                       if arr.dtype.itemsize > 1 else 255)
+        arr = arr.astype(np.float32) / top
+    else:
+        arr = arr.astype(np.float32)
+        if arr.size and float(arr.max()) > 1.0:
+            raise DataError("float image pixels must lie in [0, 1] (8-bit images are divided "
+                            f"by 255 when loaded); got values up to {float(arr.max()):.4g}")
     if arr.ndim == 2:
         arr = arr[None]
     elif arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):

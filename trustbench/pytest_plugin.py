@@ -72,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
         apply_offline_env()
     try:
         run_config = build_config(_options(config), config.invocation_params.dir)
+        if run_config.device_name.startswith(("cuda", "mps")):
+            from trustbench.config import resolve_device
+
+            resolve_device(run_config.device_name)  # no such GPU: say so once, up front
     except BenchError as exc:
         raise pytest.UsageError(f"trustbench: {exc}") from None
     config.stash[CONFIG_KEY] = run_config

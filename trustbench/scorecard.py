@@ -266,6 +266,12 @@ def _safe(part: str) -> str:
     return s or "unnamed"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(data: dict[str, Any], path: str | Path, *, replace: bool = False) -> Path:
     """Write JSON to a temporary file in the target folder, then rename it into place.
 
@@ -291,6 +297,7 @@ def write_json_atomic(data: dict[str, Any], path: str | Path, *, replace: bool =
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a results folder is shared
         os.replace(tmp, path)
     except OSError as exc:
         raise ScorecardError(

@@ -195,6 +195,14 @@ def test_bad_options_are_usage_errors(pytester, args, message):
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is visible here")
+def test_cuda_without_a_gpu_is_refused_up_front(pytester):
+    pytester.makepyfile(test_demo=DEMO)
+    result = pytester.runpytest("--bench-device", "cuda", "--bench-task", "digits-cnn")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--bench-device cuda was asked for, but torch sees no CUDA*"])
+
+
 def test_unwritable_results_root(pytester):
     pytester.makepyfile(test_demo=DEMO)
     (pytester.path / "afile").write_text("")

@@ -149,3 +149,15 @@ def test_cifar10_task_builds_from_a_local_folder(tmp_path, monkeypatch, cpu_conf
     assert task.normalization["mean"] == [0.4914, 0.4822, 0.4465]
     assert task.logits(task.x_test).shape == (8, 10)
     assert task.attack_defaults["linf"] == [8 / 255]
+
+
+def test_image_pixels_are_scaled_by_their_type_not_their_values():
+    from PIL import Image
+
+    dark = np.zeros((4, 4), dtype=np.uint8)
+    dark[0, 0] = 1  # a dark 8-bit image: only 0 and 1
+    assert D._decode_image(Image.fromarray(dark)).max() == pytest.approx(1 / 255)
+    assert D._decode_image(np.full((2, 2), 255, dtype=np.uint8)).max() == 1.0
+    assert D._decode_image(np.full((2, 2), 0.5, dtype=np.float32)).max() == 0.5
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        D._decode_image(np.full((2, 2), 7.0, dtype=np.float32))

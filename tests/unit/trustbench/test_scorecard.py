@@ -62,6 +62,15 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
 
 
+def test_scorecards_are_readable_as_the_umask_allows(tmp_path):
+    old = os.umask(0o022)
+    try:
+        make_card().write(tmp_path / "c.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o644  # not mkstemp's 0600
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
 def test_unwritable_root_is_a_clear_error(tmp_path):
     ro = tmp_path / "ro"
