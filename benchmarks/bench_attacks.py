@@ -357,7 +357,7 @@ def main() -> None:
             import torchattacks
 
             ta = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
-            fns["torchattacks"] = lambda xx, yy: ta(xx, yy)
+            fns["torchattacks"] = lambda: ta(x, y)
         except ImportError as exc:
             print(f"torchattacks: not installed ({exc})")
     flags = [p.requires_grad for p in model.parameters()]
