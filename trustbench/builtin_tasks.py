@@ -190,6 +190,9 @@ def build_open_task(config: RunConfig) -> Task:
             f"{'values in [0, 1]' if data.modality == 'image' else 'numeric features'}): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Check that the "
             "model expects this input shape."
+            + (f" The feature columns are: {', '.join(data.feature_names)} (the label column and "
+               "non-numeric sensitive columns are not features; numeric sensitive columns are)."
+               if data.modality == "tabular" and data.feature_names else "")
         ) from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise ModelError(
