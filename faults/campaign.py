@@ -14,11 +14,11 @@ callback receives a :class:`CampaignState`; the caller persists ``state.to_dict(
 where it likes, and passes ``CampaignState.from_dict(...)`` back as ``state=`` to resume. Or it
 passes a :class:`Checkpoint` (``load(fingerprint)`` / ``save(state)``) and the campaign looks
 its own state up, saves it as it goes, when it is interrupted, and once more when it is
-complete. A state records the campaign's fingerprint (configuration, sites, the inputs'
-fault-free predictions, size) and a digest of the model's stored parameters and buffers and of
-the inputs and labels, so a state is only ever resumed by the same campaign on the same weights
-and data. Forward hooks (a protection) are not part of either: keep the states of protected
-and unprotected runs apart. This package writes no files.
+complete. A state records the campaign's fingerprint (configuration, sites, size, the inputs'
+fault-free predictions and logits) and a digest of the model's stored parameters and buffers
+and of the inputs and labels, so a state is only ever resumed by the same campaign on the same
+weights and data. Forward hooks (a protection) are not part of either: keep the states of
+protected and unprotected runs apart. This package writes no files.
 
 >>> import torch
 >>> from torch import nn
@@ -302,6 +302,15 @@ class CampaignState:
             raise FaultError(f"not a campaign state: {exc}") from None
         if len(st.outcomes) != st.n_done or len(st.changed) != st.n_done:
             raise FaultError("corrupt campaign state: outcome lists do not match n_done")
+        if not 0 <= st.n_done <= st.n_total:
+            raise FaultError(f"corrupt campaign state: n_done {st.n_done} is not within "
+                             f"0..n_total ({st.n_total})")
+        if any(not isinstance(c, int) or c not in (MASKED, SDC, CRITICAL_SDC, DUE)
+               for c in st.outcomes):
+            raise FaultError("corrupt campaign state: an outcome code is not one of "
+                             f"{(MASKED, SDC, CRITICAL_SDC, DUE)}")
+        if any(not isinstance(c, int) or c < 0 for c in st.changed):
+            raise FaultError("corrupt campaign state: a changed-input count is negative")
         return st
 
 
@@ -459,10 +468,11 @@ class CampaignResult:
 
 
 def _fingerprint(cfg: CampaignConfig, fm: FaultModel, site_desc: list, n_inputs: int,
-                 n_total: int, golden: torch.Tensor) -> str:
+                 n_total: int, golden: torch.Tensor, logits: str) -> str:
     payload = {
         "target": cfg.target, "fault": fm.describe(), "distribution": cfg.distribution,
         "seed": cfg.seed, "sites": site_desc, "n_inputs": n_inputs, "n_total": n_total,
+        "strict_fp32": cfg.strict_fp32, "logits": logits,
         "golden": hashlib.sha256(golden.cpu().numpy().astype(np.int64).tobytes()).hexdigest(),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
@@ -674,7 +684,8 @@ def run_campaign(
         plan = plan_faults(fm, numel, layouts, n_total, cfg.distribution, cfg.seed,
                            None if cfg.target == "weights" else n_inputs)
         site_desc = [[n, k, lay.name] for n, k, lay in zip(names, numel, layouts)]
-        fp = _fingerprint(cfg, fm, site_desc, n_inputs, n_total, engine.golden)
+        fp = _fingerprint(cfg, fm, site_desc, n_inputs, n_total, engine.golden,
+                          engine.golden_digest)
         persist = (state is not None or on_checkpoint is not None or checkpoint is not None
                    or stop_after is not None)
         digest = (model_digest(model) + tensors_digest([("x", x), ("y", y)])

@@ -123,11 +123,31 @@ def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
 
 
-def _aliases(out: torch.Tensor, inputs: tuple) -> bool:
-    """Whether ``out`` shares storage with a tensor among a module's positional inputs."""
+def logits_digest(batches: Sequence[torch.Tensor]) -> str:
+    """SHA-256 (16 hex digits) of logits batches, on the host."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for b in batches:
+        h.update(b.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _aliases(out: torch.Tensor, args: tuple, kwargs: dict) -> bool:
+    """Whether ``out`` shares storage with a tensor among a module's inputs (positional or
+    keyword, also inside lists, tuples and dicts)."""
     ptr = out.untyped_storage().data_ptr()
-    return any(isinstance(a, torch.Tensor) and a.untyped_storage().data_ptr() == ptr
-               for a in inputs)
+    stack: list[Any] = [*args, *kwargs.values()]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, torch.Tensor):
+            if a.untyped_storage().data_ptr() == ptr:
+                return True
+        elif isinstance(a, (list, tuple)):
+            stack.extend(a)
+        elif isinstance(a, dict):
+            stack.extend(a.values())
+    return False
 
 
 def _short(exc: BaseException) -> str:
@@ -402,7 +422,7 @@ class WeightFaultEngine:
                                           enabled=suffix, batches=len(xs), max_live=max_live)
             # per batch, the values at every cut (a tensor, or a tuple where several are alive)
             self.cache: list[list[Any]] = []
-            golden = []
+            golden, logits = [], []
             for xb in xs:
                 checked = self.chain.checked
                 if checked is not None and checked[0] is xb:  # traced while checking the chain
@@ -414,6 +434,7 @@ class WeightFaultEngine:
                                      "evaluation inputs; fault outcomes would be meaningless.")
                 self.cache.append(inputs)
                 golden.append(out.argmax(dim=1))
+                logits.append(out.detach().to(torch.float16))
             self.inert: InertWeights | None = None
             self.inert_error = ""
             if prune_inert:
@@ -424,6 +445,9 @@ class WeightFaultEngine:
         self.n_pruned = 0
         self.chain.checked = None
         self.golden = torch.cat(golden)
+        #: Digest of the fault-free logits (rounded to float16): part of a campaign's
+        #: fingerprint, so a changed forward pass with the same predictions is told apart.
+        self.golden_digest = logits_digest(logits)
         self.correct = self.golden == torch.cat(ys)
         self.offsets = np.cumsum([0] + [len(b) for b in xs]).tolist()
         self._golden_b = [self.golden[a:b] for a, b in zip(self.offsets, self.offsets[1:])]
@@ -988,7 +1012,10 @@ class ActivationFaultEngine:
         self.excluded: dict[str, str] = {}
         self._probe()
         with torch.no_grad():
-            self.golden = torch.cat([model(xb).argmax(dim=1) for xb in self.x.split(batch_size)])
+            outs = [model(xb.clone()) for xb in self.x.split(batch_size)]
+        self.golden = torch.cat([o.argmax(dim=1) for o in outs])
+        self.golden_digest = logits_digest([o.to(torch.float16) for o in outs])
+        del outs
         self.correct = self.golden == self.y
         # static buffers (plan in, outcome out) of each lane; None: the main stream
         self._bufs: dict[int | None, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -1132,13 +1159,14 @@ class ActivationFaultEngine:
                 return None if new is None else (new, *args[1:])
             return site.module.register_forward_pre_hook(pre_hook, prepend=True)
 
-        def hook(_m: nn.Module, inp: tuple, out: torch.Tensor) -> torch.Tensor | None:
-            if i not in self._fired and _aliases(out, inp):
-                # the module returned (a view of) its input (Identity, Dropout in eval, an
+        def hook(_m: nn.Module, args: tuple, kwargs: dict,
+                 out: torch.Tensor) -> torch.Tensor | None:
+            if i not in self._fired and _aliases(out, args, kwargs):
+                # the module returned (a view of) an input (Identity, Dropout in eval, an
                 # in-place op): the fault belongs to this output, not to other readers
                 out = out.clone()
             return inject(out)
-        return site.module.register_forward_hook(hook, prepend=True)
+        return site.module.register_forward_hook(hook, prepend=True, with_kwargs=True)
 
     def _forward(self) -> None:
         """Faulty forward pass of the current plan; outcome per sample into static buffers."""

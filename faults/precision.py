@@ -180,7 +180,7 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     from faults.engine import device_of
 
     cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
-    if cfg.pattern is None:
+    if cfg.pattern is None and cfg.target == "weights":  # the int8 copies' words too
         cfg = dataclasses.replace(cfg, pattern=r"^weight(_q)?$")
     out = []
     for p in precisions:

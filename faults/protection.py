@@ -512,9 +512,11 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         correct = (model(xd).argmax(1) == yd).cpu().numpy()
         with protection.applied(model):
             correct_p = (model(xd).argmax(1) == yd).cpu().numpy()
+    conf = baseline.confidence  # every interval at the campaign's level
     t_base, t_prot = _paired_latency(model, xd, protection)
-    lat_ci = bootstrap_interval(_overhead, t_base, t_prot, n_resamples=LATENCY_RESAMPLES)
-    acc = paired_difference(*paired_counts(correct, correct_p))
+    lat_ci = bootstrap_interval(_overhead, t_base, t_prot, n_resamples=LATENCY_RESAMPLES,
+                                confidence=conf)
+    acc = paired_difference(*paired_counts(correct, correct_p), confidence=conf)
     paired = _same_faults(baseline, protected)
     sdc, sdc_ci = _rate_reduction(baseline, protected, (SDC, CRITICAL_SDC), paired, "sdc")
     crit, crit_ci = _rate_reduction(baseline, protected, (CRITICAL_SDC,), paired, "critical_sdc")

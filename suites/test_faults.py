@@ -37,11 +37,26 @@ def faults_budget(bench_config):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(task, faults_budget):
-    """``checkpoint(label)``: where the campaign labelled so keeps its progress (None: off)."""
+def checkpoint(task, faults_budget, bench_interrupted):
+    """``checkpoint(label)``: where the campaign labelled so keeps its progress (None: off).
+
+    Complete campaigns stay saved until the task's faults tests are through, so a run
+    interrupted later on takes them up again (a rerun that is not interrupted measures anew);
+    an interrupted run leaves everything for the next one."""
     store = JsonCheckpoints()
-    return lambda label: (store.progress(f"faults-{task.name}-{label}", CampaignState.from_dict)
-                          if faults_budget.resume else None)
+    made = []
+
+    def get(label):
+        if not faults_budget.resume:
+            return None
+        made.append(store.progress(f"faults-{task.name}-{label}", CampaignState.from_dict,
+                                   keep_complete=True))
+        return made[-1]
+
+    yield get
+    if not bench_interrupted():
+        for progress in made:
+            progress.clear()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +108,7 @@ def input_campaign(task, eval_set, faults_budget, bench_config, checkpoint):
 def _params(res, **extra):
     return {"fault_model": res.fault_model, "distribution": res.distribution,
             "dtype": res.dtype, "n_inputs": res.n_inputs, "path": res.path,
-            "strict_fp32": res.strict_fp32, "interval": INTERVAL,
+            "strict_fp32": res.strict_fp32, "interval": INTERVAL, "confidence": res.confidence,
             **({"resumed_from_faults": res.resumed_from} if res.resumed_from else {}), **extra}
 
 

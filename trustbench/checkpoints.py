@@ -10,6 +10,7 @@ package hands its state out and takes it back through the suite, e.g. through
 campaign (:class:`faults.campaign.Checkpoint`) calls.
 
 >>> import tempfile
+import warnings
 >>> store = JsonCheckpoints(tempfile.mkdtemp())
 >>> store.save("campaign-1", {"n_done": 32})
 >>> store.load("campaign-1")
@@ -20,10 +21,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,40 +73,55 @@ class JsonCheckpoints:
             If the folder cannot be written (set ``TRUSTBENCH_CACHE`` to a writable one).
         """
         path = self.path(name)
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, separators=(",", ":"), allow_nan=False)
             os.replace(tmp, path)
+            tmp = None
         except OSError as exc:
             raise ConfigError(
                 f"cannot write the checkpoint {path}: {exc.strerror or exc}. Checkpoints live "
                 "in the cache folder: set TRUSTBENCH_CACHE to a writable folder."
             ) from exc
+        finally:
+            if tmp is not None:  # interrupted or failed between creating and renaming
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def remove(self, name: str) -> None:
-        """Forget ``name`` (nothing happens if it was never saved)."""
-        self.path(name).unlink(missing_ok=True)
+        """Forget ``name`` (nothing happens if it was never saved or cannot be removed)."""
+        with contextlib.suppress(OSError):
+            self.path(name).unlink(missing_ok=True)
 
-    def progress(self, prefix: str, from_dict: Callable[[dict[str, Any]], Any]) -> Progress:
+    def progress(self, prefix: str, from_dict: Callable[[dict[str, Any]], Any], *,
+                 keep_complete: bool = False) -> Progress:
         """A ``load(fingerprint)`` / ``save(state)`` pair over this folder for measurements
         whose states have ``fingerprint``, ``n_done``, ``n_total`` and ``to_dict()``; see
         :class:`Progress`."""
-        return Progress(self, prefix, from_dict)
+        return Progress(self, prefix, from_dict, keep_complete=keep_complete)
 
 
 class Progress:
     """The saved progress of one kind of measurement, one file per fingerprint.
 
     ``load(fingerprint)`` returns the saved state (``from_dict`` of the file) or None, also when
-    ``from_dict`` rejects the file; ``save(state)`` writes it, and removes the file once
-    ``state.n_done >= state.n_total`` (complete: a later run measures afresh).
+    ``from_dict`` rejects the file; ``save(state)`` writes it. A complete state
+    (``n_done >= n_total``) is forgotten, unless ``keep_complete``: then it stays until
+    :meth:`clear`, so a run interrupted later on takes it up again instead of measuring anew
+    (the caller clears once its whole run is through). A folder that cannot be written turns
+    saving off with one warning: the measurement goes on, only resuming is lost.
     """
 
     def __init__(self, store: JsonCheckpoints, prefix: str,
-                 from_dict: Callable[[dict[str, Any]], Any]) -> None:
+                 from_dict: Callable[[dict[str, Any]], Any], *,
+                 keep_complete: bool = False) -> None:
         self.store, self.prefix, self.from_dict = store, prefix, from_dict
+        self.keep_complete = keep_complete
+        self.saved: set[str] = set()
+        self.disabled = ""
 
     def name(self, fingerprint: str) -> str:
         """The checkpoint name of ``fingerprint``."""
@@ -115,14 +133,32 @@ class Progress:
         if data is None:
             return None
         try:
-            return self.from_dict(data)
+            state = self.from_dict(data)
         except (BenchError, ValueError, TypeError, KeyError):  # unreadable: measure again
             return None
+        self.saved.add(self.name(fingerprint))
+        return state
 
     def save(self, state: Any) -> None:
-        """Keep ``state``; forget it once complete."""
+        """Keep ``state`` (a complete one only with ``keep_complete``)."""
+        if self.disabled:
+            return
         name = self.name(state.fingerprint)
-        if state.n_done >= state.n_total:
+        if state.n_done >= state.n_total and not self.keep_complete:
             self.store.remove(name)
-        else:
+            self.saved.discard(name)
+            return
+        try:
             self.store.save(name, state.to_dict())
+        except ConfigError as exc:
+            self.disabled = str(exc)
+            warnings.warn(f"checkpoints are off for this run: {exc}", RuntimeWarning,
+                          stacklevel=2)
+            return
+        self.saved.add(name)
+
+    def clear(self) -> None:
+        """Forget every state this object saved or loaded."""
+        for name in sorted(self.saved):
+            self.store.remove(name)
+        self.saved.clear()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,25 @@ def task(request: pytest.FixtureRequest, bench_config: RunConfig) -> Any:
     return _TASKS[name]
 
 
+#: Set when this process's session is interrupted (Ctrl-C), before fixtures are torn down.
+_INTERRUPTED = {"flag": False}
+
+
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    _INTERRUPTED["flag"] = True
+
+
+@pytest.fixture(scope="session")
+def bench_interrupted() -> Callable[[], bool]:
+    """``bench_interrupted()``: whether the run was interrupted (meaningful in a fixture's
+    teardown, e.g. to keep a measurement's saved progress for the next run)."""
+    return lambda: _INTERRUPTED["flag"]
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Under pytest-xdist, build an open-division task once in the controller first, so bad
     user input stops the run with its message (a worker cannot end the session cleanly)."""
+    _INTERRUPTED["flag"] = False
     config = session.config
     run_config = config.stash.get(CONFIG_KEY, None)
     if (run_config is None or not run_config.model or hasattr(config, "workerinput")

@@ -15,6 +15,9 @@ def format_value(m: Metric) -> str:
         lo, hi = m.ci if m.ci is not None else (None, None)
         if lo is not None and hi is not None:
             text += f" [{_num(lo)}, {_num(hi)}]"
+            conf = (m.params or {}).get("confidence")
+            if isinstance(conf, (int, float)) and abs(conf - 0.95) > 1e-9:
+                text += f" ({conf:.0%} CI)"
         return text
     if shape == "series":
         return f"series of {len(m.value.get('x', []))} points"
@@ -40,7 +43,7 @@ def format_summary(card: Scorecard) -> list[str]:
         f"{run.get('profile')} | division {run.get('division')} | status {run.get('status')}"
         + (f" ({run['status_reason']})" if run.get("status_reason") else ""),
     ]
-    rows = [("pillar", "metric", "value [95% CI]", "unit", "n")]
+    rows = [("pillar", "metric", "value [95% CI unless noted]", "unit", "n")]
     for m in card.metrics:
         rows.append((m.pillar, m.name + (" *" if m.hardware_dependent else ""), format_value(m),
                      m.unit, "" if m.n is None else str(m.n)))

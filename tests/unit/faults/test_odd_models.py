@@ -261,3 +261,43 @@ def test_default_sites_include_subclasses_of_linear_layers():
 
     net = nn.Sequential(LoRALinear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
     assert [s.name for s in weight_sites(net)] == ["0.weight", "2.weight"]
+
+
+class KeywordIdentity(nn.Module):
+    """Calls a Dropout (eval: returns its input) with a keyword argument and through a tuple
+    element; another branch reads the same tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 8)
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.head(torch.cat([self.drop(input=h), torch.tanh(h)], 1))
+
+
+def test_a_module_returning_a_keyword_input_is_faulted_in_a_copy():
+    torch.manual_seed(5)
+    net = KeywordIdentity().eval()
+    x = torch.randn(32, 6)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    res = run_campaign(net, x, y, target="activations", layer_types=["Dropout"], n_faults=96,
+                       seed=2, fault_params={"field": "exponent"})
+    expected = naive_activation(net, x, y, res, {0: (net.drop, 0)})
+    assert (res.outcomes == expected).all()
+
+
+def test_compare_precisions_takes_activation_campaigns_too():
+    from faults.precision import compare_precisions
+
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.randn(32, 6)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    out = compare_precisions(net, x, y, ("fp32", "int8"), target="activations", n_faults=64)
+    assert [r.precision for r in out] == ["fp32", "int8"]
+    assert all(r.result.target == "activations" and r.result.n_faults == 64 for r in out)

@@ -71,3 +71,29 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 def test_default_folder_follows_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("TRUSTBENCH_CACHE", str(tmp_path))
     assert JsonCheckpoints().directory == tmp_path / "checkpoints"
+
+
+def test_complete_states_can_be_kept_until_cleared(tmp_path):
+    prog = JsonCheckpoints(tmp_path).progress("faults-t-w", State.from_dict, keep_complete=True)
+    prog.save(State("abc", 10, 10))
+    assert prog.load("abc") == State("abc", 10, 10)  # a later run takes it up
+    prog.clear()
+    assert prog.load("abc") is None and not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_folder_turns_saving_off_with_one_warning(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    prog = JsonCheckpoints(blocker / "sub").progress("m", State.from_dict)
+    with pytest.warns(RuntimeWarning, match="checkpoints are off"):
+        prog.save(State("abc", 10, 4))
+    prog.save(State("abc", 10, 5))  # silently off now
+    prog.save(State("abc", 10, 10))  # complete: removing what cannot exist is fine
+    assert prog.disabled and prog.load("abc") is None
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    store = JsonCheckpoints(tmp_path)
+    with pytest.raises(TypeError):
+        store.save("a", {"x": {1, 2}})  # not JSON
+    assert not list(tmp_path.iterdir())
