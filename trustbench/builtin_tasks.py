@@ -111,8 +111,8 @@ register_task(TaskSpec(
             "LeNet", IMAGE28_EPS),
 ))
 register_task(TaskSpec(
-    "arrests-mlp", "scikit-lego arrests table (sensitive: colour, sex, age), MLP; the default "
-    "tabular task",
+    "arrests-mlp", "scikit-lego arrests table (sensitive: colour, sex, age_group), MLP; the "
+    "default tabular task",
     _closed("arrests-mlp", D.load_arrests, lambda d: M.TabularMLP(d.x_train.shape[1], 2),
             Recipe("arrests-mlp", "TabularMLP", "arrests", epochs=20, batch_size=128, lr=1e-3),
             "TabularMLP", TABULAR_EPS),

@@ -75,17 +75,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from trustbench.errors import ScorecardError
-    from trustbench.scorecard import load, score_mismatches
+    from trustbench.scorecard import Scorecard, read_json, score_mismatches, validation_errors
 
     status = 0
     for file in args.files:
-        try:
-            card = load(file)
-        except ScorecardError as exc:  # report it and go on with the other files
+        try:  # report each file and go on with the others
+            data = read_json(file)
+        except ScorecardError as exc:
             status = 2
             print(f"{file}: UNREADABLE")
             print(f"trustbench: {exc}", file=sys.stderr)
             continue
+        errors = validation_errors(data)
+        if errors:
+            status = max(status, 1)
+            print(f"{file}: INVALID")
+            for e in errors[:20]:
+                print(f"  {e}")
+            print(f"trustbench: {file} is not a valid trustbench scorecard", file=sys.stderr)
+            continue
+        card = Scorecard.from_dict(data)
         problems = score_mismatches(card)
         for m in card.metrics:
             lo, hi = m.ci if m.ci is not None else (None, None)
@@ -105,6 +114,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_system(args: argparse.Namespace) -> int:
     from trustbench.system import collect_system
 
+    if args.device and args.device.startswith(("cuda", "mps")):
+        from trustbench.config import resolve_device
+
+        resolve_device(args.device)  # no such GPU: a clear error, not a CPU description
     info = collect_system(args.device)
     print(json.dumps(info, indent=2))
     return 0

@@ -82,7 +82,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                metavar="MEAN[,..]/STD[,..]"),
     OptionSpec("output", "what your model returns (default: auto-detect)", "bench_output",
                choices=OUTPUT_KINDS),
-    OptionSpec("profile", "budget profile: smoke (CI, ~1 min), standard (default), full "
+    OptionSpec("profile", "budget profile: smoke (CI, ~15 s on 2 idle cores), standard "
+               "(default), full "
                "(publication)", "bench_profile", choices=PROFILES),
     OptionSpec("device", "cpu, cuda, cuda:N or auto (default: auto)", "bench_device",
                metavar="DEVICE"),
@@ -224,8 +225,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc}") from None
-    if path.name == "trustbench.toml" and isinstance(data.get("tool"), dict) and \
-            "trustbench" in data["tool"]:
+    if path.name != "pyproject.toml" and isinstance(data.get("tool"), dict) and \
+            "trustbench" in data["tool"]:  # trustbench.toml or a --bench-config file
         data = data["tool"]["trustbench"]
     return data
 
@@ -319,7 +320,7 @@ def _set(cfg: RunConfig, attr: str, value: Any, *, source: str) -> None:
 def _validate(cfg: RunConfig) -> None:
     if cfg.profile not in PROFILES:
         raise ConfigError(
-            f"unknown profile {cfg.profile!r}: accepted are smoke (CI, about a minute on 2 cores), "
+            f"unknown profile {cfg.profile!r}: accepted are smoke (CI, about 15 s on 2 cores), "
             "standard (the default, minutes on a laptop CPU) and full (publication; a GPU)"
         )
     if cfg.output not in OUTPUT_KINDS:

@@ -71,7 +71,10 @@ def test_corrupt_and_foreign_files(command, tmp_path):
     foreign = tmp_path / "foreign.json"
     foreign.write_text('{"machine_info": {}}')
     res = tb(command, str(foreign))
-    assert res.returncode == 2 and "not a trustbench scorecard" in res.stderr
+    if command == "validate":  # readable but not a scorecard: invalid (1), said on stdout
+        assert res.returncode == 1 and "not a trustbench scorecard" in res.stdout
+    else:
+        assert res.returncode == 2 and "not a trustbench scorecard" in res.stderr
 
 
 def test_validate_checks_every_file_and_the_shape_of_values(cards, tmp_path):
@@ -89,7 +92,10 @@ def test_validate_checks_every_file_and_the_shape_of_values(cards, tmp_path):
     res = tb("validate", str(bad), str(short), str(nan), str(good))
     assert res.returncode == 2
     assert f"{bad}: UNREADABLE" in res.stdout and f"{good}: valid" in res.stdout  # all checked
-    assert "the same length" in res.stderr and "literal NaN" in res.stderr
+    assert f"{short}: INVALID" in res.stdout and "the same length" in res.stdout
+    assert "literal NaN" in res.stderr
+    res = tb("validate", str(short), str(good))
+    assert res.returncode == 1  # invalid, but every file could be read
 
 
 def test_list_and_system():

@@ -20,7 +20,13 @@ def test_builtins_registered():
             "random_value"} <= set(registry.names("fault"))
 
 
-@pytest.mark.parametrize("name", registry.names("fault"))
+#: The built-in fault models (a third-party plugin installed in the same environment has its
+#: own tests; this project's suite must not fail because of it).
+BUILTIN = [n for n in registry.names("fault")
+           if registry.get("fault", n).__module__.split(".")[0] == "faults"]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
 @pytest.mark.parametrize("lay", LAYOUTS, ids=lambda lay: lay.name)
 def test_contract(name, lay):
     fm = registry.get("fault", name)()
