@@ -97,12 +97,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("task", ids, indirect=True, scope="session", ids=ids)
 
 
+#: Whether this session collected benchmark (task) tests.
+TASK_ITEMS_KEY = pytest.StashKey[bool]()
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "task" not in callspec.params:
             continue
+        config.stash[TASK_ITEMS_KEY] = True
         item.user_properties.append(
             (PROP, {"type": "test", "task": callspec.params["task"], "pillar": _pillar_of(item)})
         )
@@ -434,6 +439,11 @@ class ScorecardWriter:
                 self.errors.append(msg)
 
     def finish(self, exitstatus: int, interrupted: bool) -> None:
+        if interrupted and not self.records and self.config.stash.get(TASK_ITEMS_KEY, False):
+            # interrupted before any task test finished (building a task, training its
+            # reference model): still leave an incomplete scorecard per task, saying so
+            for name in self.run_config.task_ids():
+                self.records[name] = _TaskRecord(name)
         for name in self.records:
             self.write(name, final=True, interrupted=interrupted, exitstatus=exitstatus)
             card = self.cards.get(name)

@@ -171,6 +171,21 @@ def test_zz_interrupt(task):
     assert [m["name"] for m in card["metrics"]] == ["accuracy", "curve"]
 
 
+def test_interrupted_before_any_test_finished_still_leaves_a_scorecard(pytester):
+    pytester.makepyfile(test_demo="""
+def test_a_interrupt(task):
+    raise KeyboardInterrupt
+""")
+    result = pytester.runpytest_subprocess(*_args(pytester))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    (card,) = _cards(pytester.path / "results")
+    assert card["run"]["status"] == "incomplete" and "interrupted" in card["run"]["status_reason"]
+    assert card["metrics"] == []
+    from trustbench.scorecard import validation_errors
+
+    assert validation_errors(card) == []
+
+
 def test_existing_scorecards_are_kept(pytester):
     pytester.makepyfile(test_demo=DEMO)
     _run(pytester).assert_outcomes(passed=3)
