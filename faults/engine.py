@@ -1012,7 +1012,7 @@ class ActivationFaultEngine:
         self.excluded: dict[str, str] = {}
         self._probe()
         with torch.no_grad():
-            outs = [model(xb.clone()) for xb in self.x.split(batch_size)]
+            outs = [model(xb) for xb in self.x.split(batch_size)]
         self.golden = torch.cat([o.argmax(dim=1) for o in outs])
         self.golden_digest = logits_digest([o.to(torch.float16) for o in outs])
         del outs

@@ -20,6 +20,7 @@ import pytest
 from fairness import metrics as fm
 from fairness import profiles
 from fairness.errors import FairnessError
+from fairness.groups import build_groups
 from fairness.mitigation import model_scores, threshold_optimizer_tradeoff
 
 #: Per-group metric -> higher_is_better (None: neither; selection is a decision, not a quality).
@@ -140,11 +141,10 @@ def large_group_audit(task, columns, predictions, audit, bench_config, fairness_
         return None
     b = fairness_budget
     keep = np.ones(audit.n, dtype=bool)
-    for g in audit.groupings:
-        if len(g.features) == 1:
-            col = task.sensitive_test[g.features[0]].astype(str).to_numpy()
-            small = {s.group for s in g.groups if s.small}
-            keep &= ~np.isin(col, list(small))
+    # the audit's own grouping of the rows (missing values, binning and all)
+    for g in build_groups(task.sensitive_test, columns, intersections="none",
+                          min_group_size=b.min_group_size).groupings:
+        keep &= ~np.isin(g.labels, g.small_groups(b.min_group_size))
     sens = task.sensitive_test[keep].reset_index(drop=True)
     if keep.sum() < 2 * b.min_group_size:
         return None

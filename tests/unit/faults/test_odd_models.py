@@ -148,18 +148,6 @@ class SkipThroughIdentity(nn.Module):
         return self.head(torch.cat([self.same(h), torch.tanh(h)], 1))
 
 
-def test_a_fault_in_a_module_returning_its_input_stays_in_that_output():
-    torch.manual_seed(2)
-    net = SkipThroughIdentity().eval()
-    x = torch.randn(32, 6)
-    with torch.no_grad():
-        y = net(x).argmax(1)
-    res = run_campaign(net, x, y, target="activations", layer_types=["Identity"], n_faults=96,
-                       seed=1, fault_params={"field": "exponent"})
-    expected = naive_activation(net, x, y, res, {0: (net.same, 0)})
-    assert (res.outcomes == expected).all()
-
-
 class StackedWeights(nn.Module):
     """Reads a weight through torch.stack, which the inert analysis does not model."""
 
@@ -278,15 +266,19 @@ class KeywordIdentity(nn.Module):
         return self.head(torch.cat([self.drop(input=h), torch.tanh(h)], 1))
 
 
-def test_a_module_returning_a_keyword_input_is_faulted_in_a_copy():
-    torch.manual_seed(5)
-    net = KeywordIdentity().eval()
+@pytest.mark.parametrize("model, layer_type, site", [
+    (SkipThroughIdentity, "Identity", "same"),  # returns its positional input
+    (KeywordIdentity, "Dropout", "drop"),       # returns its keyword input (eval Dropout)
+])
+def test_a_fault_in_a_module_returning_its_input_stays_in_that_output(model, layer_type, site):
+    torch.manual_seed(2)
+    net = model().eval()
     x = torch.randn(32, 6)
     with torch.no_grad():
         y = net(x).argmax(1)
-    res = run_campaign(net, x, y, target="activations", layer_types=["Dropout"], n_faults=96,
-                       seed=2, fault_params={"field": "exponent"})
-    expected = naive_activation(net, x, y, res, {0: (net.drop, 0)})
+    res = run_campaign(net, x, y, target="activations", layer_types=[layer_type], n_faults=96,
+                       seed=1, fault_params={"field": "exponent"})
+    expected = naive_activation(net, x, y, res, {0: (getattr(net, site), 0)})
     assert (res.outcomes == expected).all()
 
 
