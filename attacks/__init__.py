@@ -6,26 +6,31 @@ Importing this package registers every built-in attack (kind ``attack``) and cor
 
 What lives where:
 
-- :mod:`attacks.base`: :class:`EvasionAttack` (the template method and its guarantees),
+- :mod:`trustbench.attacks.base`: :class:`EvasionAttack` (the template method and its guarantees),
   :class:`AttackParams`, :class:`AttackResult`, :class:`AttackStats`, :class:`AttackError`;
-- :mod:`attacks.fgsm`, :mod:`attacks.pgd`, :mod:`attacks.apgd`, :mod:`attacks.square`: native
+- :mod:`.fgsm`, :mod:`.pgd`, :mod:`.apgd`, :mod:`.square`: native
   batched attacks (FGSM, PGD L-inf/L2 with a CUDA-graph fast path, APGD-CE/APGD-DLR, the
   black-box Square Attack ``square``);
-- :mod:`attacks.art_adapters`: CW-L2, HopSkipJump, ART AutoAttack, and ART's Square Attack
+- :mod:`.art_adapters`: CW-L2, HopSkipJump, ART AutoAttack, and ART's Square Attack
   (``square-art``, a cross-check of the native one);
-- :mod:`attacks.corruptions`: common corruptions and their evaluation;
-- :mod:`attacks.evaluate`: robust accuracy over a dataset, worst case over an ensemble;
-- :mod:`attacks.checks`: evaluation-validity checks returning :class:`CheckResult`;
-- :mod:`attacks.profiles`: budgets per profile and default eps;
-- :mod:`attacks.template`: the one-file template of a new attack.
+- :mod:`trustbench.attacks.corruptions`: common corruptions and their evaluation;
+- :mod:`trustbench.attacks.evaluate`: robust accuracy over a dataset, worst case over an ensemble;
+- :mod:`trustbench.attacks.checks`: evaluation-validity checks returning :class:`CheckResult`;
+- :mod:`trustbench.attacks.profiles`: budgets per profile and default eps;
+- :mod:`trustbench.attacks.template`: the one-file template of a new attack.
 """
 
 from __future__ import annotations
 
-from attacks import corruptions
-from attacks.apgd import APGDCE, APGDDLR, APGDParams
-from attacks.art_adapters import ARTAutoAttack, ARTSquareAttack, CarliniWagnerL2, HopSkipJump
-from attacks.base import (
+from trustbench.attacks import corruptions
+from trustbench.attacks.apgd import APGDCE, APGDDLR, APGDParams
+from trustbench.attacks.art_adapters import (
+    ARTAutoAttack,
+    ARTSquareAttack,
+    CarliniWagnerL2,
+    HopSkipJump,
+)
+from trustbench.attacks.base import (
     AttackContext,
     AttackError,
     AttackParams,
@@ -35,18 +40,38 @@ from attacks.base import (
     lp_norms,
     project,
 )
-from attacks.checks import CheckResult
-from attacks.corruptions import Corruption, CorruptionEvaluation, evaluate_corruptions
-from attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at, worst_case
-from attacks.fgsm import FGSM, FGSMParams
-from attacks.pgd import PGD, PGDParams
-from attacks.square import SquareAttack, SquareParams
+from trustbench.attacks.checks import CheckResult
+from trustbench.attacks.corruptions import Corruption, CorruptionEvaluation, evaluate_corruptions
+from trustbench.attacks.evaluate import (
+    RobustEvaluation,
+    evaluate_attack,
+    robust_accuracy_at,
+    worst_case,
+)
+from trustbench.attacks.fgsm import FGSM, FGSMParams
+from trustbench.attacks.pgd import PGD, PGDParams
+from trustbench.attacks.square import SquareAttack, SquareParams
+
+from trustbench.registry import Pillar, import_submodules
+
+#: What the robustness pillar brings to the harness (found through ``trustbench.pillars``).
+PILLAR = Pillar(
+    name="robustness",
+    question="does it survive adversarial inputs and corrupted inputs?",
+    kinds=("attack", "corruption"),
+    templates={"attack": "trustbench.attacks.template:render_attack_template"},
+    order=10,
+)
+
+# Every module of the package registers its plugins: a new attack is one file dropped here.
+import_submodules(__name__)
 
 __all__ = [
     "APGDCE",
     "APGDDLR",
     "FGSM",
     "PGD",
+    "PILLAR",
     "APGDParams",
     "ARTAutoAttack",
     "ARTSquareAttack",

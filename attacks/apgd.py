@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from attacks.base import (
+from trustbench.attacks.base import (
     AttackContext,
     AttackError,
     AttackParams,
@@ -31,7 +30,7 @@ from attacks.base import (
     per_sample,
     restart_on_robust,
 )
-from attacks.losses import ce_loss, dlr_loss
+from trustbench.attacks.losses import ce_loss, dlr_loss
 
 __all__ = ["APGDCE", "APGDDLR", "APGDParams"]
 

@@ -9,7 +9,7 @@ NumPy arrays, so these attacks are slower than the native ones and are used for 
   https://arxiv.org/abs/1608.04644 (minimal-norm L2; eps=inf reports the norms found);
 - ``square-art``: Andriushchenko et al., "Square Attack: a query-efficient black-box adversarial
   attack via random search", ECCV 2020, https://arxiv.org/abs/1912.00049 (score-based; ART's
-  implementation, kept as a cross-check of the native ``square`` in :mod:`attacks.square`);
+  implementation, kept as a cross-check of the native ``square`` in :mod:`.square`);
 - ``hopskipjump``: Chen, Jordan & Wainwright, "HopSkipJumpAttack: A Query-Efficient
   Decision-Based Attack", S&P 2020, https://arxiv.org/abs/1904.02144 (labels only, minimal norm);
 - ``art-autoattack``: ART's AutoAttack (Croce & Hein, ICML 2020) over ART's APGD-CE, APGD-DLR
@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-
-from attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack
+from trustbench.attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack
 
 __all__ = [
     "ARTAutoAttack",
@@ -173,7 +172,7 @@ class CarliniWagnerL2(_ARTAttack):
 
     Carlini & Wagner 2017, https://arxiv.org/abs/1608.04644. With ``eps=inf`` (default) it
     returns the smallest perturbations it finds; report their median L2 norm and robust accuracy
-    at any radius with :func:`attacks.evaluate.robust_accuracy_at`. A finite ``eps`` projects
+    at any radius with :func:`.evaluate.robust_accuracy_at`. A finite ``eps`` projects
     them onto that ball.
 
     Examples
@@ -235,7 +234,7 @@ class ARTSquareAttack(_ARTAttack):
     """Square Attack, score-based black-box random search, through ART (``square-art``).
 
     Andriushchenko et al. 2020, https://arxiv.org/abs/1912.00049. The suites use the native
-    :class:`attacks.square.SquareAttack` (``square``: on the device, batched, much faster);
+    :class:`.square.SquareAttack` (``square``: on the device, batched, much faster);
     this adapter runs ART's NumPy implementation as an independent cross-check.
 
     Examples
@@ -362,7 +361,7 @@ class ARTAutoAttack(_ARTAttack):
 
     Examples
     --------
-    >>> import attacks
+    >>> from trustbench import attacks
     >>> attacks.ARTAutoAttack(eps=0.1, max_iter=10).params.max_iter
     10
     """

@@ -358,7 +358,7 @@ class EvasionAttack(Plugin, kind="attack"):
     --------
     >>> import torch
     >>> from trustbench import registry
-    >>> import attacks  # registers the built-in attacks
+    >>> from trustbench import attacks  # registers the built-in attacks
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     >>> pgd = registry.get("attack", "pgd")(eps=0.1, norm="linf", steps=5)
     >>> x, y = torch.rand(8, 1, 2, 2), torch.randint(0, 3, (8,))

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from attacks.base import frozen_eval, lp_norms
-from attacks.losses import margin_loss
+from trustbench.attacks.base import frozen_eval, lp_norms
+from trustbench.attacks.losses import margin_loss
 
 __all__ = [
     "CheckResult",

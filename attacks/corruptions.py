@@ -308,7 +308,8 @@ def evaluate_corruptions(
     """Accuracy of ``model`` on ``(x, y)`` under each registered corruption and severity."""
     import time
 
-    from attacks.base import frozen_eval, seeded_generator
+    from trustbench.attacks.base import frozen_eval, seeded_generator
+
     from trustbench import registry
 
     t0 = time.perf_counter()

@@ -15,8 +15,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from trustbench.attacks.base import (
+    AttackStats,
+    EvasionAttack,
+    frozen_eval,
+    lp_norms,
+    seeded_generator,
+)
 
-from attacks.base import AttackStats, EvasionAttack, frozen_eval, lp_norms, seeded_generator
 from trustbench.errors import ConfigError, DataError, ModelError
 
 __all__ = [

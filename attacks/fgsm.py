@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from attacks.base import AttackContext, AttackParams, EvasionAttack, lp_norms, project
-from attacks.losses import ce_loss
+from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, lp_norms, project
+from trustbench.attacks.losses import ce_loss
 
 __all__ = ["FGSM", "FGSMParams", "gradient_step"]
 

@@ -25,9 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from attacks.base import AttackContext, AttackParams, EvasionAttack, project
-from attacks.fgsm import gradient_step
+from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, project
+from trustbench.attacks.fgsm import gradient_step
 
 __all__ = ["PGD", "PGDParams", "random_start"]
 
@@ -192,7 +191,7 @@ class PGD(EvasionAttack):
     def _validate_params(self) -> None:
         super()._validate_params()
         p = self.params
-        from attacks.base import AttackError
+        from trustbench.attacks.base import AttackError
 
         if p.steps < 1 or p.restarts < 1:
             raise AttackError(f"pgd: steps and restarts must be >= 1, got {p.steps}, {p.restarts}")

@@ -1,7 +1,7 @@
 """Budgets of the robustness pillar per profile (smoke, standard, full) and default eps.
 
-Default perturbation budgets come from the task (``Task.attack_defaults``); the built-in tasks
-use (input units; images in [0, 1], tabular features standardised):
+Default perturbation budgets per task live here (the core's ``Task`` knows no pillar): the
+built-in tasks use (input units; images in [0, 1], tabular features standardised):
 
 =================  ==========================  ==================
 task               L-inf eps                   L2 eps
@@ -12,8 +12,10 @@ arrests-mlp        0.1, 0.25 (std. units)      0.25, 0.5
 cifar10-resnet18   8/255 (RobustBench)         0.5 (RobustBench)
 =================  ==========================  ==================
 
-The *headline* eps of a norm (the one that carries the pillar's score weight) is the largest
-default. :data:`FALLBACK_EPS` applies when a task declares none.
+Open-division tasks get the budgets of their kind of input: 3-channel images those of
+CIFAR-10, other images those of the 28x28 tasks, tabular data those of ``arrests-mlp``
+(:data:`OPEN_DIVISION_EPS`). The *headline* eps of a norm (the one that carries the pillar's
+score weight) is the largest default. :data:`FALLBACK_EPS` applies when nothing else does.
 """
 
 from __future__ import annotations
@@ -27,15 +29,38 @@ from trustbench.errors import ConfigError
 
 __all__ = [
     "FALLBACK_EPS",
+    "OPEN_DIVISION_EPS",
+    "TASK_EPS",
     "RobustnessBudget",
     "budget",
     "default_eps",
     "eps_sweep",
     "headline_eps",
     "suite_settings",
+    "task_eps",
 ]
 
-#: Used for open-division tasks that declare no attack defaults.
+_IMAGE28_EPS = {"linf": [0.1, 0.3], "l2": [1.0, 2.0]}
+_CIFAR_EPS = {"linf": [8 / 255], "l2": [0.5]}
+_TABULAR_EPS = {"linf": [0.1, 0.25], "l2": [0.25, 0.5]}
+
+#: Default perturbation budgets of the built-in tasks, by task name.
+TASK_EPS: dict[str, dict[str, list[float]]] = {
+    "digits-cnn": {"linf": [0.1, 0.3], "l2": [0.5, 1.0]},
+    "mnist5k-cnn": _IMAGE28_EPS,
+    "arrests-mlp": _TABULAR_EPS,
+    "cifar10-resnet18": _CIFAR_EPS,
+}
+
+#: Default budgets of open-division tasks by kind of input: ``rgb-image`` (3 channels),
+#: ``image`` (any other image), ``tabular``.
+OPEN_DIVISION_EPS: dict[str, dict[str, list[float]]] = {
+    "rgb-image": _CIFAR_EPS,
+    "image": _IMAGE28_EPS,
+    "tabular": _TABULAR_EPS,
+}
+
+#: Used when neither table applies (a task of another modality).
 FALLBACK_EPS: dict[str, dict[str, list[float]]] = {
     "image": {"linf": [8 / 255], "l2": [0.5]},
     "tabular": {"linf": [0.1], "l2": [0.25]},
@@ -167,10 +192,24 @@ def budget(profile: str) -> RobustnessBudget:
         ) from None
 
 
+def task_eps(task: Any) -> dict[str, list[float]]:
+    """The default eps per norm of ``task`` (a :class:`trustbench.tasks.Task`).
+
+    A closed-division task's from :data:`TASK_EPS`; an open-division task's from
+    :data:`OPEN_DIVISION_EPS` by its kind of input.
+    """
+    if task.division == "closed" and task.name in TASK_EPS:
+        return default_eps(TASK_EPS[task.name], task.modality)
+    kind = task.modality
+    if kind == "image" and task.input_shape[0] == 3:
+        kind = "rgb-image"
+    return default_eps(OPEN_DIVISION_EPS.get(kind), task.modality)
+
+
 def default_eps(
     attack_defaults: dict[str, list[float]] | None, modality: str
 ) -> dict[str, list[float]]:
-    """Default eps per norm: the task's, else :data:`FALLBACK_EPS` for its modality."""
+    """Default eps per norm: the given ones, else :data:`FALLBACK_EPS` for the modality."""
     if attack_defaults:
         return {k: sorted(float(e) for e in v) for k, v in attack_defaults.items() if v}
     return FALLBACK_EPS.get(modality, FALLBACK_EPS["image"])

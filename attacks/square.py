@@ -35,8 +35,7 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from attacks.base import (
+from trustbench.attacks.base import (
     AttackContext,
     AttackError,
     AttackParams,
@@ -44,7 +43,7 @@ from attacks.base import (
     per_sample,
     restart_on_robust,
 )
-from attacks.losses import margin_loss
+from trustbench.attacks.losses import margin_loss
 
 __all__ = ["SquareAttack", "SquareParams", "p_selection", "pseudo_gaussian_window"]
 
@@ -144,7 +143,7 @@ class SquareAttack(EvasionAttack):
         See :class:`SquareParams`.
 
     Shapes: ``x`` (N, C, H, W) images in the input range, ``y`` (N,) int64; returns
-    (N, C, H, W). Other shapes raise :class:`~attacks.base.AttackError`.
+    (N, C, H, W). Other shapes raise :class:`~trustbench.attacks.base.AttackError`.
 
     Examples
     --------

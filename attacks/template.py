@@ -2,7 +2,7 @@
 
 The rendered file is a complete, working attack (momentum iterative FGSM, Dong et al. 2018) to
 edit: a module docstring citing the paper, a parameter dataclass, a subclass of
-:class:`attacks.base.EvasionAttack` with ``name``, ``Params`` and ``perturb``, and a runnable
+:class:`.base.EvasionAttack` with ``name``, ``Params`` and ``perturb``, and a runnable
 ``>>>`` example. The contract test picks it up as soon as the module is imported.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import keyword
 import re
 
-from attacks.base import AttackError
+from trustbench.attacks.base import AttackError
 
 __all__ = ["render_attack_template"]
 
@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attacks.base import AttackContext, AttackParams, EvasionAttack, project
-from attacks.fgsm import gradient_step
+from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, project
+from trustbench.attacks.fgsm import gradient_step
 
 
 @dataclass

@@ -64,7 +64,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import attacks
+from trustbench import attacks
 
 
 class LeNet(nn.Module):
@@ -375,7 +375,7 @@ def main() -> None:
                 p.requires_grad_(f)
 
     fns["limit"] = frozen_limit
-    from attacks.base import AttackStats, frozen_eval
+    from trustbench.attacks.base import AttackStats, frozen_eval
 
     def one_forward() -> Any:  # the clean / verification pass as the base class runs it
         with frozen_eval(model):

@@ -126,7 +126,7 @@ def run_pytorchfi(model, x, golden, sites, plan, values, device) -> tuple[float,
 
 
 def timed_campaign(model, x, y, **kw):
-    from faults.campaign import run_campaign
+    from trustbench.faults.campaign import run_campaign
 
     sync(x.device)
     t0 = time.perf_counter()
@@ -173,7 +173,7 @@ def graph_seconds_per_replay(fn, device, reps: int) -> float:
 def forward_ceiling(model, x, reps: int = 20) -> dict:
     """Images/s of a plain forward pass (eager, CUDA graph): strict fp32, and torch's defaults
     (cuDNN convolutions in TF32, as in ANCHORS.md)."""
-    from faults.engine import strict_fp32
+    from trustbench.faults.engine import strict_fp32
 
     out = {}
     bench_flag = torch.backends.cudnn.benchmark
@@ -199,9 +199,9 @@ def forward_ceiling(model, x, reps: int = 20) -> dict:
 def segment_times(model, x, sizes=(256, 1024, 4096), reps: int = 20) -> dict:
     """GPU microseconds per 256 inputs of each segment of the weight-fault chain, replayed as a
     CUDA graph at several batch sizes (strict fp32): what batched faults could save."""
-    from faults.engine import strict_fp32
-    from faults.segments import linearise
-    from faults.sites import weight_sites
+    from trustbench.faults.engine import strict_fp32
+    from trustbench.faults.segments import linearise
+    from trustbench.faults.sites import weight_sites
 
     sites = weight_sites(model, ["Conv2d", "Linear"])
     chain = linearise(model, [s.tensor for s in sites], x)
@@ -222,8 +222,7 @@ def segment_times(model, x, sizes=(256, 1024, 4096), reps: int = 20) -> dict:
 def profile_forward(model, x) -> str:
     """Table of the CUDA kernels of one strict-fp32 forward pass (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
-
-    from faults.engine import strict_fp32
+    from trustbench.faults.engine import strict_fp32
 
     with strict_fp32(), torch.no_grad():
         model(x)
@@ -237,7 +236,7 @@ def profile_forward(model, x) -> str:
 
 def phase_times(model, x, y, sites, fm, plan) -> dict:
     """Seconds spent in the engine's phases for one campaign (weights, defaults)."""
-    from faults.engine import WeightFaultEngine
+    from trustbench.faults.engine import WeightFaultEngine
 
     dev = x.device
     sync(dev)
@@ -289,11 +288,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    import faults  # noqa: F401  (registers the fault models)
-    from faults.campaign import plan_faults
-    from faults.engine import strict_fp32
-    from faults.segments import MAX_LIVE
-    from faults.sites import weight_sites
+    from trustbench.faults.campaign import plan_faults
+    from trustbench.faults.engine import strict_fp32
+    from trustbench.faults.segments import MAX_LIVE
+    from trustbench.faults.sites import weight_sites
+
+    from trustbench import faults  # noqa: F401  (registers the fault models)
 
     device = torch.device(args.device)
     model, shape = build(args.model)
@@ -417,7 +417,7 @@ def main() -> None:
                         row[key]["speedup_vs_pytorchfi"] = (args.faults / t_o) / row[
                             "pytorchfi"]["inj_per_s"]
                 if args.explore:  # groups only where more than the head follows the segment
-                    from faults.engine import WeightFaultEngine
+                    from trustbench.faults.engine import WeightFaultEngine
 
                     plain = WeightFaultEngine._groupable
 

@@ -20,20 +20,30 @@ The package registers no plugins (no entry-point group) and imports fairlearn la
 
 from __future__ import annotations
 
-from fairness.by_group import (
+from trustbench.fairness.by_group import (
     GroupTable,
     accuracy_by_group,
     metric_by_each_group,
     metric_by_group,
 )
-from fairness.errors import FairnessError, SensitiveColumnError
-from fairness.groups import MISSING_GROUP, build_groups
-from fairness.metrics import FairnessReport, evaluate_fairness
-from fairness.mitigation import threshold_optimizer_tradeoff
-from fairness.profiles import FairnessBudget, budget
+from trustbench.fairness.errors import FairnessError, SensitiveColumnError
+from trustbench.fairness.groups import MISSING_GROUP, build_groups
+from trustbench.fairness.metrics import FairnessReport, evaluate_fairness
+from trustbench.fairness.mitigation import threshold_optimizer_tradeoff
+from trustbench.fairness.profiles import FairnessBudget, budget
+
+from trustbench.registry import Pillar
+
+#: What the fairness pillar brings to the harness (found through ``trustbench.pillars``).
+PILLAR = Pillar(
+    name="fairness",
+    question="are errors and decisions spread evenly across groups?",
+    order=30,
+)
 
 __all__ = [
     "MISSING_GROUP",
+    "PILLAR",
     "FairnessBudget",
     "FairnessError",
     "FairnessReport",

@@ -6,13 +6,13 @@ intervals: pass one value per sample (1/0 for correct/wrong, a loss, a confidenc
 sensitive attributes, and get a :class:`GroupTable` whose :meth:`GroupTable.to_value` is the
 scorecard's table shape ``{"rows": [{"group", "value", "ci", "n"}]}``::
 
-    from fairness.by_group import accuracy_by_group
+    from trustbench.fairness.by_group import accuracy_by_group
     table = accuracy_by_group(task.y_test, adv_pred, task.sensitive_test, columns="colour")
     record_metric("robust_accuracy_by_group.colour", table.to_value(), unit="fraction",
                   higher_is_better=True, n=table.n)
 
 Group means come from fairlearn's ``MetricFrame`` (``mean_prediction``), intervals from the
-percentile bootstrap over fairlearn's resamples (:mod:`fairness.bootstrap`).
+percentile bootstrap over fairlearn's resamples (:mod:`trustbench.fairness.bootstrap`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fairness.bootstrap import bootstrap_group_sums, percentile_interval, safe_divide
-from fairness.errors import FairnessError
-from fairness.groups import Grouping, SensitiveGroups, build_groups
+from trustbench.fairness.bootstrap import bootstrap_group_sums, percentile_interval, safe_divide
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.groups import Grouping, SensitiveGroups, build_groups
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,7 +197,7 @@ def metric_by_group(
         One number per sample (bool, 0/1 or any finite float), aligned with ``sensitive``.
     sensitive
         Sensitive attributes (DataFrame, named Series, dict) or a prebuilt
-        :class:`~fairness.groups.SensitiveGroups`.
+        :class:`~trustbench.fairness.groups.SensitiveGroups`.
     columns
         One column (its groups) or several (their intersection); default: all columns,
         intersected.
@@ -219,7 +219,7 @@ def metric_by_group(
     FairnessError
         Values that are not one finite number per row, or rows that do not line up.
     SensitiveColumnError
-        See :func:`~fairness.groups.build_groups`.
+        See :func:`~trustbench.fairness.groups.build_groups`.
 
     Examples
     --------
@@ -298,8 +298,7 @@ def accuracy_by_group(
     ``"accuracy"``).
     """
     import numpy as np
-
-    from fairness.metrics import as_label_array
+    from trustbench.fairness.metrics import as_label_array
 
     yt = as_label_array(y_true, "y_true")
     yp = as_label_array(y_pred, "y_pred")

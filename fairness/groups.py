@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fairness.errors import SensitiveColumnError
+from trustbench.fairness.errors import SensitiveColumnError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -2,7 +2,7 @@
 
 :func:`evaluate_fairness` is the pillar's measurement: given labels, predictions and sensitive
 attributes it returns a :class:`FairnessReport` with, for every grouping (each feature alone
-and their intersections, see :mod:`fairness.groups`):
+and their intersections, see :mod:`trustbench.fairness.groups`):
 
 - per group: accuracy, selection rate, true/false positive rate, false negative rate,
   precision and size (binary tasks; the positive label is class 1 and *selection* means a
@@ -13,7 +13,7 @@ and their intersections, see :mod:`fairness.groups`):
 - worst-group accuracy over the groups large enough to be trusted.
 
 Point estimates come from fairlearn's ``MetricFrame`` and equal it (tested). Intervals are
-percentile bootstrap intervals over fairlearn's own resamples (:mod:`fairness.bootstrap`).
+percentile bootstrap intervals over fairlearn's own resamples (:mod:`.bootstrap`).
 A rate whose denominator is zero (a group with no positive labels has no true positive
 rate) is None with the reason, and the group is left out of the disparities built on that
 rate; fairlearn would report 0 there. Groups smaller than ``min_group_size`` are kept and
@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fairness.bootstrap import bootstrap_cell_counts, percentile_interval, safe_divide
-from fairness.errors import FairnessError
-from fairness.groups import Grouping, SensitiveGroups, build_groups
+from trustbench.fairness.bootstrap import bootstrap_cell_counts, percentile_interval, safe_divide
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.groups import Grouping, SensitiveGroups, build_groups
 
 if TYPE_CHECKING:
     import numpy as np
@@ -523,9 +523,9 @@ def evaluate_fairness(
         Class indices, one per row (binary: 1 is the positive label).
     sensitive
         Sensitive attributes aligned with the rows (DataFrame, named Series, dict), or a
-        :class:`~fairness.groups.SensitiveGroups` already built.
+        :class:`~trustbench.fairness.groups.SensitiveGroups` already built.
     columns, intersections, min_group_size
-        Passed to :func:`~fairness.groups.build_groups` (ignored for a prebuilt one).
+        Passed to :func:`~trustbench.fairness.groups.build_groups` (ignored for a prebuilt one).
     num_classes
         Number of classes (default: inferred, at least 2). Two means binary metrics.
     class_names
@@ -546,7 +546,7 @@ def evaluate_fairness(
     FairnessError
         Labels that are not class indices, or rows that do not line up.
     SensitiveColumnError
-        See :func:`~fairness.groups.build_groups`.
+        See :func:`~trustbench.fairness.groups.build_groups`.
 
     Examples
     --------

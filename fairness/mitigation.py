@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fairness.bootstrap import bootstrap_cell_counts, percentile_interval
-from fairness.errors import FairnessError
-from fairness.groups import build_groups
-from fairness.metrics import as_label_array, disparity_statistics, rates_from_counts
+from trustbench.fairness.bootstrap import bootstrap_cell_counts, percentile_interval
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.groups import build_groups
+from trustbench.fairness.metrics import as_label_array, disparity_statistics, rates_from_counts
 
 if TYPE_CHECKING:
     import numpy as np

@@ -7,20 +7,41 @@ Importing the package registers its fault models (kind ``fault``) and protection
 
 from __future__ import annotations
 
-from faults import bitflip, burst, multibit, protection, random_value, stuck_at  # noqa: F401
-from faults.base import FaultModel, FaultParams
-from faults.bits import BitLayout, flip_, int_view, layout_for
-from faults.campaign import CampaignConfig, CampaignResult, CampaignState, Rate, run_campaign
-from faults.engine import strict_fp32
-from faults.errors import FaultError, IntegrityError
-from faults.protection import (
+from trustbench.faults.base import FaultModel, FaultParams
+from trustbench.faults.bits import BitLayout, flip_, int_view, layout_for
+from trustbench.faults.campaign import (
+    CampaignConfig,
+    CampaignResult,
+    CampaignState,
+    Rate,
+    run_campaign,
+)
+from trustbench.faults.engine import strict_fp32
+from trustbench.faults.errors import FaultError, IntegrityError
+from trustbench.faults.protection import (
     Protection,
     RangeRestriction,
     WeightRangeCheck,
     evaluate_protection,
 )
 
+from trustbench.registry import Pillar, import_submodules
+
+#: What the faults pillar brings to the harness (found through ``trustbench.pillars``).
+PILLAR = Pillar(
+    name="faults",
+    question="does it survive bit flips in memory (weights, activations, inputs)?",
+    kinds=("fault", "protection"),
+    templates={"fault": "trustbench.faults.template:render_fault_template",
+               "protection": "trustbench.faults.template:render_protection_template"},
+    order=20,
+)
+
+# Every module of the package registers its plugins: a new fault model is one file dropped here.
+import_submodules(__name__)
+
 __all__ = [
+    "PILLAR",
     "BitLayout",
     "CampaignConfig",
     "CampaignResult",

@@ -9,7 +9,7 @@ steps, so that the engine can keep every injection a reversible XOR:
    into the XOR mask that is applied, and later applied again to undo the fault.
 
 A new fault model is one file: subclass :class:`FaultModel`, set ``name``, declare ``Params``
-(a dataclass) and override those two methods (see :mod:`faults.bitflip`).
+(a dataclass) and override those two methods (see :mod:`trustbench.faults.bitflip`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from trustbench.faults.bits import BitLayout
+from trustbench.faults.errors import FaultError
 
-from faults.bits import BitLayout
-from faults.errors import FaultError
 from trustbench.registry import Plugin
 
 
@@ -102,8 +102,8 @@ class FaultModel(Plugin, kind="fault"):
 
 def check_k_and_field(k: Any, field: str, what: str) -> None:
     """Validate the ``k`` and ``field`` parameters shared by multi-bit fault models."""
-    from faults.bits import FIELDS
-    from faults.errors import FaultError
+    from trustbench.faults.bits import FIELDS
+    from trustbench.faults.errors import FaultError
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise FaultError(f"k ({what}) must be a positive int, got {k!r}")

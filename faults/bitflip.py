@@ -5,8 +5,8 @@ Reference: Li et al. (2017), "Understanding Error Propagation in Deep Learning N
 word, fixed, or uniformly within the sign, exponent or mantissa field.
 
 >>> import numpy as np
->>> from faults.bitflip import BitFlip
->>> from faults.bits import layout_for
+>>> from trustbench.faults.bitflip import BitFlip
+>>> from trustbench.faults.bits import layout_for
 >>> import torch
 >>> payload, bit = BitFlip(field="exponent").sample(3, layout_for(torch.float32),
 ...                                                  np.random.default_rng(0))
@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from faults.base import FaultModel, bits_to_payload, choose_bits
-from faults.bits import FIELDS, BitLayout
-from faults.errors import FaultError
+from trustbench.faults.base import FaultModel, bits_to_payload, choose_bits
+from trustbench.faults.bits import FIELDS, BitLayout
+from trustbench.faults.errors import FaultError
 
 
 @dataclass

@@ -6,7 +6,7 @@ int8 and float8), in place, on the tensor's own device. Bit ``0`` is the least s
 the stored word; the layouts give which bits hold the sign, exponent and mantissa.
 
 >>> import torch
->>> from faults.bits import layout_for, flip_
+>>> from trustbench.faults.bits import layout_for, flip_
 >>> w = torch.tensor([1.0, 2.0])
 >>> layout_for(w.dtype).exponent[-1]
 30
@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from faults.errors import FaultError
+from trustbench.faults.errors import FaultError
 
 FIELDS = ("any", "sign", "exponent", "mantissa")
 

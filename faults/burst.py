@@ -4,7 +4,7 @@ Adjacent multi-cell upsets dominate multi-bit upsets in dense SRAM (Ibe et al. 2
 Scaling on Neutron-Induced Soft Error in SRAMs From a 250 nm to a 22 nm Design Rule", IEEE TED).
 Per-bit statistics book the fault under its most significant flipped bit.
 
->>> from faults.burst import BurstFlip
+>>> from trustbench.faults.burst import BurstFlip
 >>> BurstFlip(k=4).name
 'burst'
 """
@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from faults.base import FaultModel, check_k_and_field
-from faults.bits import BitLayout
-from faults.errors import FaultError
+from trustbench.faults.base import FaultModel, check_k_and_field
+from trustbench.faults.bits import BitLayout
+from trustbench.faults.errors import FaultError
 
 
 @dataclass

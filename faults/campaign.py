@@ -22,7 +22,7 @@ protected and unprotected runs apart. This package writes no files.
 
 >>> import torch
 >>> from torch import nn
->>> from faults.campaign import CampaignConfig, run_campaign
+>>> from trustbench.faults.campaign import CampaignConfig, run_campaign
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
 <...>
 >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
@@ -47,9 +47,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-
-from faults.base import FaultModel, resolve
-from faults.engine import (
+from trustbench.faults.base import FaultModel, resolve
+from trustbench.faults.engine import (
     CRITICAL_SDC,
     DUE,
     MASKED,
@@ -59,9 +58,9 @@ from faults.engine import (
     device_of,
     strict_fp32,
 )
-from faults.errors import FaultError, IntegrityError
-from faults.segments import MAX_LIVE
-from faults.sites import activation_sites, input_site, weight_sites
+from trustbench.faults.errors import FaultError, IntegrityError
+from trustbench.faults.segments import MAX_LIVE
+from trustbench.faults.sites import activation_sites, input_site, weight_sites
 
 TARGETS = ("weights", "activations", "inputs")
 DISTRIBUTIONS = ("bit-uniform", "layer-uniform")
@@ -85,7 +84,7 @@ WEIGHT_CUT_VALUES = {"cuda": 1, "cpu": MAX_LIVE}
 
 def default_max_live(device_type: str) -> int:
     """``max_live`` when ``CampaignConfig.max_live`` is None (:data:`WEIGHT_CUT_VALUES`;
-    :data:`faults.segments.MAX_LIVE` on other devices).
+    :data:`trustbench.faults.segments.MAX_LIVE` on other devices).
 
     Measured (benchmarks/bench_faults.py, torchvision resnet18 on 3x32x32, single-bit weight
     flips, decisions equal to the full forward pass): on 2 CPU cores (batch 64, 300 faults)
@@ -144,7 +143,7 @@ class CampaignConfig:
     n_faults
         Fixed number of faults; None: Leveugle's sample size for ``margin``/``confidence``.
     layer_types, pattern
-        Site filters (see :func:`faults.sites.weight_sites` / ``activation_sites``); the default
+        Site filters (see :func:`.sites.weight_sites` / ``activation_sites``); the default
         pattern is ``weight`` for weights and ``""`` (any module name) for activations.
     distribution
         ``bit-uniform`` (each stored bit equally likely: the physical model) or
@@ -158,7 +157,7 @@ class CampaignConfig:
         256, or for activation faults on a CUDA device 32 batches (at most 65,536 faults, at
         least one batch), so that the host prepares the next batches while the GPU runs.
     strict_fp32
-        TF32 off during the campaign (default; see :func:`faults.engine.strict_fp32`).
+        TF32 off during the campaign (default; see :func:`trustbench.faults.engine.strict_fp32`).
     suffix
         Weight faults re-run only the layers after the fault (False: full forward per fault).
     cuda_graphs
@@ -168,21 +167,21 @@ class CampaignConfig:
     lanes
         With CUDA graphs, how many faults (weights) or batches (activations) run at once on
         concurrent streams; None: :func:`default_lanes`. Weight faults on concurrent lanes flip
-        private copies of the faulted tensors (see :class:`faults.engine.WeightFaultEngine`).
+        private copies of the faulted tensors (see :class:`.engine.WeightFaultEngine`).
     fault_batch
         Weight faults: evaluate this many faults that start at the same segment in one pass of
         the later segments (the faulted segment still runs once per fault, on the real weights;
-        see :class:`faults.engine.WeightFaultEngine`); 1: one fault per pass; None:
+        see :class:`trustbench.faults.engine.WeightFaultEngine`); 1: one fault per pass; None:
         :func:`default_fault_batch`.
     max_live
         Weight faults: most live values a cut of the model's chain may carry (1: cuts only
         between residual blocks; 2 or more: also inside them, e.g. before a block's second
         convolution, caching the branch activation and the block input; see
-        :mod:`faults.segments`); None: :func:`default_max_live`.
+        :mod:`trustbench.faults.segments`); None: :func:`default_max_live`.
     early_exit
         Weight faults: stop a fault's suffix after the faulted segment when its output equals
         the fault-free one (masked, exactly); costs a host synchronisation per fault, so None
-        means on the CPU only (see :class:`faults.engine.WeightFaultEngine`).
+        means on the CPU only (see :class:`trustbench.faults.engine.WeightFaultEngine`).
     input_encoding
         Input faults: ``native`` (bits of the float words the model receives) or ``uint8``
         (bits of the 8-bit pixel buffer a [0, 1] image is decoded from as ``u / 255``; the
@@ -190,7 +189,7 @@ class CampaignConfig:
     prune_inert
         Weight faults: decide the faults that hit an inert word (every product it enters
         multiplies a zero on these inputs) and leave it finite as masked without running them
-        (exact; see :mod:`faults.inert`). False: run every fault.
+        (exact; see :mod:`trustbench.faults.inert`). False: run every fault.
     progress
         Show a tqdm progress bar.
     checkpoint_every
@@ -394,7 +393,7 @@ class LayerVulnerability:
     critical_sdc: Rate
     due: Rate
     #: Weight sites: share of the site's words that are inert on the evaluation inputs (every
-    #: product they enter multiplies a zero; see :mod:`faults.inert`); None: not analysed.
+    #: product they enter multiplies a zero; see :mod:`.inert`); None: not analysed.
     inert_share: float | None = None
 
 
@@ -409,7 +408,7 @@ class CampaignResult:
     segments, ``full`` forward, ``hooks`` for activations); ``execution`` how it ran
     (``cuda-graphs``, ``eager`` or ``cuda-graphs+eager``), with the reason in
     ``execution_reason``. ``inert_bits_share`` is the share of the analysed weight bits that
-    no output can depend on (see :mod:`faults.inert`; None when nothing was analysed) and
+    no output can depend on (see :mod:`trustbench.faults.inert`; None when nothing was analysed) and
     ``n_pruned`` how many faults of this run were decided from it without a forward pass
     (``analysed_bits``: the stored bits of the analysed sites).
     """

@@ -4,7 +4,7 @@ Both work in place on the tensors' own device and never synchronise with the hos
 outcomes accumulate in device buffers that are read once per chunk of faults.
 
 * :class:`WeightFaultEngine` XORs a mask into one stored word, re-runs only the segments of the
-  model's chain (:mod:`faults.segments`) from the first one that reads the faulted tensor, on the
+  model's chain (:mod:`.segments`) from the first one that reads the faulted tensor, on the
   activations cached by the golden run, and XORs the same mask back, in a ``finally`` block.
   Each (start segment, input batch) is one *step*: the suffix forward pass, the comparison with
   the fault-free top-1 and the accumulation of the fault's outcome flags into a device ring
@@ -42,13 +42,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from trustbench.faults.base import FaultModel
+from trustbench.faults.bits import int_view, layout_for, to_native
+from trustbench.faults.errors import FaultError, IntegrityError
+from trustbench.faults.inert import InertWeights, find_inert, inert_faults
+from trustbench.faults.segments import MAX_LIVE, Chain, linearise, value_equal, value_len, value_map
+from trustbench.faults.sites import ActivationSite, WeightSite
 
-from faults.base import FaultModel
-from faults.bits import int_view, layout_for, to_native
-from faults.errors import FaultError, IntegrityError
-from faults.inert import InertWeights, find_inert, inert_faults
-from faults.segments import MAX_LIVE, Chain, linearise, value_equal, value_len, value_map
-from faults.sites import ActivationSite, WeightSite
 from trustbench.errors import ModelError
 
 MASKED, SDC, CRITICAL_SDC, DUE = 0, 1, 2, 3
@@ -383,7 +383,7 @@ class WeightFaultEngine:
         a larger batch, where a library may choose another algorithm (other roundings); capped
         at :attr:`MAX_GROUP_SAMPLES` inputs per pass.
     max_live
-        Most live values a cut of the chain may carry (:func:`faults.segments.linearise`): 1
+        Most live values a cut of the chain may carry (:func:`.segments.linearise`): 1
         cuts only where one value is alive (between residual blocks); more also cuts inside a
         block (a fault in its second convolution re-runs that convolution onward, from the
         cached branch activation and block input), at the cost of a larger golden-run cache.
@@ -395,7 +395,7 @@ class WeightFaultEngine:
     prune_inert
         Decide without running the faults that hit an *inert* word (one that every product it
         enters multiplies by zero on these inputs, e.g. a kernel tap that only covers padding)
-        and leave it finite: they are masked, exactly (:mod:`faults.inert`, which also checks
+        and leave it finite: they are masked, exactly (:mod:`.inert`, which also checks
         that each layer's kernel forms its products one by one). ``n_pruned`` counts them.
     """
 

@@ -29,8 +29,8 @@ weight-standardisation, a check on the host, a tied layer of another kind) is no
 
 >>> import torch
 >>> from torch import nn
->>> from faults.inert import find_inert
->>> from faults.sites import weight_sites
+>>> from trustbench.faults.inert import find_inert
+>>> from trustbench.faults.sites import weight_sites
 >>> net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Flatten(), nn.Linear(4, 3)).eval()
 >>> found = find_inert(net, weight_sites(net), [torch.rand(8, 2, 1, 1)])
 >>> found.fraction(0)  # on 1x1 inputs only the centre tap of the 3x3 kernel reads data
@@ -49,8 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
-
-from faults.sites import WeightSite
+from trustbench.faults.sites import WeightSite
 
 _CONV_FUNCS: dict[Any, int] = {torch.conv1d: 1, torch.conv2d: 2, torch.conv3d: 3,
                                F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
@@ -291,7 +290,7 @@ def inert_faults(inert: InertWeights, flats: Sequence[torch.Tensor], dtypes: Seq
     """Per fault (in the order of ``site``), whether it hits an inert word and leaves it finite.
 
     ``masks`` are the per-site XOR masks in the order of that site's faults (as
-    :meth:`faults.engine.WeightFaultEngine.xor_masks` returns them); ``flats`` the sites' integer
+    :meth:`.engine.WeightFaultEngine.xor_masks` returns them); ``flats`` the sites' integer
     views; ``dtypes`` their float dtypes. Returns a bool tensor on the host.
     """
     site = np.asarray(site)

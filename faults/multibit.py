@@ -4,7 +4,7 @@ Reference: Sangchoolie, Pattabiraman & Karlsson (2017), "One Bit is (Not) Enough
 Study of the Impact of Single and Multiple Bit-Flip Errors", DSN'17. Per-bit statistics book
 the fault under its most significant flipped bit.
 
->>> from faults.multibit import MultiBitFlip
+>>> from trustbench.faults.multibit import MultiBitFlip
 >>> MultiBitFlip(k=3).params.k
 3
 """
@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from faults.base import FaultModel, check_k_and_field
-from faults.bits import BitLayout
-from faults.errors import FaultError
+from trustbench.faults.base import FaultModel, check_k_and_field
+from trustbench.faults.bits import BitLayout
+from trustbench.faults.errors import FaultError
 
 
 @dataclass

@@ -9,7 +9,7 @@ their own forward) stay in fp32 and are listed in the copy's ``kept_float``.
 
 >>> import torch
 >>> from torch import nn
->>> from faults.precision import to_precision
+>>> from trustbench.faults.precision import to_precision
 >>> q = to_precision(nn.Sequential(nn.Linear(4, 2)), "int8")
 >>> q.net[0].weight_q.dtype
 torch.int8
@@ -26,8 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from faults.errors import FaultError
+from trustbench.faults.errors import FaultError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -173,11 +172,11 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     Faults are drawn per copy with the same seed (the fault population differs: 16-bit words
     have half the bits, int8 copies have int8 weights), bit-uniform over the stored bits.
-    ``checkpoint(precision)``, if given, is the :class:`faults.campaign.Checkpoint` of that
+    ``checkpoint(precision)``, if given, is the :class:`.campaign.Checkpoint` of that
     precision's campaign.
     """
-    from faults.campaign import CampaignConfig, run_campaign
-    from faults.engine import device_of
+    from trustbench.faults.campaign import CampaignConfig, run_campaign
+    from trustbench.faults.engine import device_of
 
     cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
     if cfg.pattern is None and cfg.target == "weights":  # the int8 copies' words too

@@ -20,7 +20,7 @@ Built in:
 
 >>> import torch
 >>> from torch import nn
->>> from faults.protection import RangeRestriction
+>>> from trustbench.faults.protection import RangeRestriction
 >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
 >>> ranger = RangeRestriction().fit(net, torch.randn(64, 4))
 >>> with ranger.applied(net):
@@ -42,10 +42,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from trustbench.faults.engine import CRITICAL_SDC, SDC, device_of
+from trustbench.faults.errors import FaultError
+from trustbench.faults.sites import activation_sites
 
-from faults.engine import CRITICAL_SDC, SDC, device_of
-from faults.errors import FaultError
-from faults.sites import activation_sites
 from trustbench.registry import Plugin
 from trustbench.stats import bootstrap_interval, paired_difference
 
@@ -211,7 +211,7 @@ class WeightRangeCheckParams:
     ----------
     layer_types
         Layers whose ``weight`` is checked (default: Conv and Linear layers,
-        :data:`faults.sites.DEFAULT_LAYER_TYPES`).
+        :data:`trustbench.faults.sites.DEFAULT_LAYER_TYPES`).
     margin
         Relative slack on each layer's bound (0.0: the largest clean magnitude itself).
     mode
@@ -266,7 +266,7 @@ class WeightRangeCheck(Protection):
         check runs in a layer's own call, so those are left unprotected and listed in
         ``unprotected`` (and in :meth:`describe`).
         """
-        from faults.sites import weight_sites
+        from trustbench.faults.sites import weight_sites
 
         sites = weight_sites(model, self.params.layer_types, r"^weight$",
                              include_buffers=False)
@@ -481,7 +481,7 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     Parameters
     ----------
     model, x, y
-        As for :func:`faults.campaign.run_campaign`.
+        As for :func:`trustbench.faults.campaign.run_campaign`.
     protection
         A protection; fitted here on ``x_fit`` (default ``x``) unless already fitted.
     config, overrides
@@ -489,11 +489,11 @@ def evaluate_protection(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     baseline
         An already computed unprotected result of the same configuration (saves a run).
     checkpoint
-        ``checkpoint(label)`` gives the :class:`faults.campaign.Checkpoint` of the campaign
+        ``checkpoint(label)`` gives the :class:`.campaign.Checkpoint` of the campaign
         labelled ``"baseline"`` or ``"protected"`` (their fingerprints are equal: forward hooks
         are not part of them, so their states must be kept apart).
     """
-    from faults.campaign import check_eval_mode, run_campaign
+    from trustbench.faults.campaign import check_eval_mode, run_campaign
 
     check_eval_mode(model)  # before fitting, which runs the model
     if not protection.fitted:

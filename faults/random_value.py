@@ -5,7 +5,7 @@ Perturbation Tool for DNNs", DSN-W), kept for comparison with it. The new value 
 the tensor's dtype (for int8: an integer in ``[max(low, -128), min(high, 127)]``); the fault is
 still applied as an XOR of old and new bits, so it is reversed exactly.
 
->>> from faults.random_value import RandomValue
+>>> from trustbench.faults.random_value import RandomValue
 >>> RandomValue(low=-2.0, high=2.0).params.high
 2.0
 """
@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from faults.base import FaultModel
-from faults.bits import BitLayout, to_unsigned
-from faults.errors import FaultError
+from trustbench.faults.base import FaultModel
+from trustbench.faults.bits import BitLayout, to_unsigned
+from trustbench.faults.errors import FaultError
 
 
 @dataclass

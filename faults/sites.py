@@ -5,7 +5,7 @@ Weight sites are parameters or buffers of modules of chosen layer types whose na
 pattern (by default the ``weight`` of every ``Conv*`` and ``Linear`` layer). Activation sites are
 module outputs, reached through forward hooks; the input site is the tensor the model receives
 (a corrupted input buffer), reached through a forward pre-hook on the model itself. Filters that
-match nothing raise a :class:`~faults.errors.FaultError` that lists what the model has.
+match nothing raise a :class:`~trustbench.faults.errors.FaultError` that lists what the model has.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-
-from faults.bits import BitLayout, layout_for
-from faults.errors import FaultError
+from trustbench.faults.bits import BitLayout, layout_for
+from trustbench.faults.errors import FaultError
 
 #: Default layer types: convolutions and fully connected layers (incl. int8 copies of them).
 DEFAULT_LAYER_TYPES: tuple[str, ...] = ("Conv1d", "Conv2d", "Conv3d", "Linear",

@@ -5,7 +5,7 @@ Permanent-fault model of manufacturing defects and wear-out (e.g. Reagen et al. 
 stuck-at fault on a bit that already holds the stuck value changes nothing (it is masked).
 
 >>> import torch
->>> from faults.stuck_at import StuckAt1
+>>> from trustbench.faults.stuck_at import StuckAt1
 >>> old = torch.tensor([0b0101], dtype=torch.int32)
 >>> StuckAt1(bit=0).xor_mask(old, torch.tensor([1], dtype=torch.int32)).item()  # already 1
 0
@@ -14,8 +14,7 @@ stuck-at fault on a bit that already holds the stuck value changes nothing (it i
 from __future__ import annotations
 
 import torch
-
-from faults.bitflip import BitFlip, BitFlipParams
+from trustbench.faults.bitflip import BitFlip, BitFlipParams
 
 
 class StuckAt0(BitFlip):

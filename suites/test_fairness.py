@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from fairness import metrics as fm
-from fairness import profiles
-from fairness.errors import FairnessError
-from fairness.groups import build_groups
-from fairness.mitigation import model_scores, threshold_optimizer_tradeoff
+from trustbench.fairness import metrics as fm
+from trustbench.fairness import profiles
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.groups import build_groups
+from trustbench.fairness.mitigation import model_scores, threshold_optimizer_tradeoff
 
 #: Per-group metric -> higher_is_better (None: neither; selection is a decision, not a quality).
 GROUP_METRICS = {

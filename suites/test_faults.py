@@ -15,17 +15,17 @@ The headline scores are the weight SDC and critical-SDC rates (lower is better).
 from __future__ import annotations
 
 import pytest
-
-from faults import profiles
-from faults.campaign import CampaignConfig, CampaignState, run_campaign
-from faults.errors import FaultError
-from faults.precision import compare_precisions
-from faults.protection import (
+from trustbench.faults import profiles
+from trustbench.faults.campaign import CampaignConfig, CampaignState, run_campaign
+from trustbench.faults.errors import FaultError
+from trustbench.faults.precision import compare_precisions
+from trustbench.faults.protection import (
     RangeRestriction,
     WeightRangeCheck,
     evaluate_protection,
     newcombe_difference,
 )
+
 from trustbench.checkpoints import JsonCheckpoints
 
 INTERVAL = "Wilson score interval over faults"

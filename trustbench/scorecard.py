@@ -27,8 +27,6 @@ from trustbench.errors import ScorecardError
 SCHEMA_ID = "trustbench.scorecard/1"
 RUN_STATUSES = ("valid", "invalid", "incomplete")
 PILLAR_STATUSES = ("measured", "skipped", "failed")
-PILLARS = ("utility", "robustness", "faults", "fairness", "privacy", "federated", "carbon",
-           "interactions")
 VALUE_SHAPES = ("scalar", "series", "table", "matrix")
 
 

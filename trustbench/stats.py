@@ -80,6 +80,11 @@ class Estimate:
         How the interval was computed (``"wilson"``, ``"clopper-pearson"``, ...).
     confidence : float
         The confidence level of ``ci``.
+    k : int or None
+        For a proportion, the count of successes (``value == k / n``); None otherwise.
+
+    Every pillar reports "a value with an interval" as this one type: a fault campaign's SDC
+    rate, a robust accuracy, a per-group fairness rate.
     """
 
     value: float
@@ -87,6 +92,7 @@ class Estimate:
     n: int
     method: str
     confidence: float = 0.95
+    k: int | None = None
 
     @property
     def half_width(self) -> float:
@@ -244,7 +250,7 @@ def proportion(k: int, n: int, confidence: float = 0.95, method: str = "wilson")
     Returns
     -------
     Estimate
-        ``value = k / n``, ``ci``, ``n``, ``method`` (canonical name), ``confidence``.
+        ``value = k / n``, ``ci``, ``n``, ``method`` (canonical name), ``confidence``, ``k``.
 
     Examples
     --------
@@ -266,7 +272,7 @@ def proportion(k: int, n: int, confidence: float = 0.95, method: str = "wilson")
         )
     fn = wilson_interval if canonical == "wilson" else clopper_pearson_interval
     ci = fn(k, n, confidence)
-    return Estimate(value=k / n, ci=ci, n=n, method=canonical, confidence=float(confidence))
+    return Estimate(value=k / n, ci=ci, n=n, method=canonical, confidence=float(confidence), k=k)
 
 
 def paired_difference(both: int, first_only: int, second_only: int, neither: int,

@@ -6,22 +6,29 @@ normalisation is wrapped in front of the model and its output (log-probabilities
 probabilities) is turned into logits behind it, so attacks, losses and calibration need not care.
 
 Built-in (closed-division) tasks are trained by the harness itself, on the CPU, deterministically,
-and cached by recipe hash (see :mod:`trustbench.training`).
+and cached by recipe hash (see :mod:`trustbench.training`). They are defined in
+:mod:`trustbench.builtin_tasks`, which is found like a plugin, through the entry-point group
+``trustbench.tasks`` (so a package can add closed-division tasks of its own); this module never
+imports it, nor the configuration.
+
+A task carries no pillar's settings: each pillar derives its per-task defaults from the task
+(e.g. the robustness pillar's perturbation budgets,
+:func:`trustbench.attacks.profiles.task_eps`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trustbench import registry
 from trustbench.errors import ConfigError
 
 if TYPE_CHECKING:  # keep `import trustbench` light
     import pandas as pd
     import torch
-
-    from trustbench.config import RunConfig
 
 
 @dataclass
@@ -62,8 +69,6 @@ class Task:
     meta
         The scorecard's ``task`` section: name, model {name, source, parameters, sha256},
         dataset {name, source, split, n, sha256}.
-    attack_defaults
-        Documented default perturbation budgets, e.g. ``{"linf": [0.1, 0.3], "l2": [1.0, 2.0]}``.
     """
 
     name: str
@@ -86,7 +91,6 @@ class Task:
     sensitive_test: pd.DataFrame | None = None
     feature_names: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    attack_defaults: dict[str, list[float]] = field(default_factory=dict)
 
     def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Logits of ``x`` (any device), computed in batches on the task's device, no grad.
@@ -110,11 +114,13 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A built-in task: name, what it is, and a builder ``(config) -> Task``."""
+    """A built-in task: name, what it is, and a builder ``(config) -> Task``.
+
+    ``config`` is the run's :class:`trustbench.config.RunConfig`."""
 
     name: str
     description: str
-    builder: Callable[[RunConfig], Task]
+    builder: Callable[[Any], Task]
     needs_download: bool = False
 
 
@@ -125,7 +131,17 @@ DEFAULT_TASKS: tuple[str, ...] = ("mnist5k-cnn", "arrests-mlp")
 SMOKE_TASKS: tuple[str, ...] = ("digits-cnn", "arrests-mlp")
 
 
+def open_task_name(model: str, dataset: str | None) -> str:
+    """The task name of an open-division run: ``open-<factory>-<dataset>``."""
+    mod = model.split(":")[-1] or model
+    ds = Path(dataset).name if dataset else "none"
+    if dataset and dataset.startswith("hf:"):
+        ds = dataset[3:].replace("/", "-")
+    return f"open-{mod}-{ds}".replace(":", "-")
+
+
 def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a closed-division task (called by the module that defines it, on import)."""
     if spec.name in BUILTIN_TASKS:
         raise ConfigError(f"task {spec.name!r} is already defined")
     BUILTIN_TASKS[spec.name] = spec
@@ -149,12 +165,12 @@ def check_task_name(name: str) -> None:
         )
 
 
-def build_task(name: str, config: RunConfig) -> Task:
+def build_task(name: str, config: Any) -> Task:
     """Build the built-in task ``name`` (training and caching its reference model if needed)."""
     check_task_name(name)
     return BUILTIN_TASKS[name].builder(config)
 
 
 def _ensure_builtins() -> None:
-    if not BUILTIN_TASKS:
-        from trustbench import builtin_tasks  # noqa: F401  (registers on import)
+    # the modules named in the entry-point group trustbench.tasks register their tasks on import
+    registry.discover("task")

@@ -13,6 +13,11 @@ from typing import Any
 
 import torch
 
+from trustbench.registry import Pillar
+
+#: The utility pillar, the core's own (found through ``trustbench.pillars`` like the others).
+PILLAR = Pillar(name="utility", question="how accurate, how fast, how big?", order=0)
+
 PROFILE_BUDGETS: dict[str, dict[str, Any]] = {
     # latency queries follow MLPerf's SingleStream minimum of 1024 queries from `standard` on;
     # smoke keeps CI fast and says so in the metric's n.

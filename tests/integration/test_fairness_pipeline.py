@@ -47,8 +47,7 @@ def tiny_task():
 
 def test_tiny_model_audit_equals_fairlearn(tiny_task):
     import fairlearn.metrics as flm
-
-    from fairness import evaluate_fairness
+    from trustbench.fairness import evaluate_fairness
 
     t = tiny_task
     y, pred = t.y_test.numpy(), t.predict(t.x_test).numpy()
@@ -71,7 +70,7 @@ def test_tiny_model_audit_equals_fairlearn(tiny_task):
 
 
 def test_tiny_model_mitigation(tiny_task):
-    from fairness.mitigation import model_scores, threshold_optimizer_tradeoff
+    from trustbench.fairness.mitigation import model_scores, threshold_optimizer_tradeoff
 
     t = tiny_task
     s_fit, s_ev = model_scores(t, t.x_train), model_scores(t, t.x_test)

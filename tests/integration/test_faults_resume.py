@@ -4,8 +4,8 @@ as the faults suite wires them)."""
 from __future__ import annotations
 
 import pytest
+from trustbench.faults.campaign import CampaignConfig, CampaignState, run_campaign
 
-from faults.campaign import CampaignConfig, CampaignState, run_campaign
 from tests.unit.faults.conftest import make_data, state_bytes
 from trustbench.checkpoints import JsonCheckpoints
 

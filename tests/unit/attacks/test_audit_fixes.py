@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trustbench.attacks import checks
+from trustbench.attacks.art_adapters import seeded_art
+from trustbench.attacks.corruptions import evaluate_corruptions
 
-import attacks
-from attacks import checks
-from attacks.art_adapters import seeded_art
-from attacks.corruptions import evaluate_corruptions
-from trustbench import registry
+from trustbench import attacks, registry
 from trustbench.errors import BenchError, ConfigError, DataError, ModelError
 
 

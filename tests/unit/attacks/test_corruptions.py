@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from trustbench.attacks.corruptions import evaluate_corruptions
 
-import attacks  # noqa: F401
-from attacks.corruptions import evaluate_corruptions
-from trustbench import registry
+from trustbench import (
+    attacks,  # noqa: F401
+    registry,
+)
 from trustbench.errors import ConfigError, DataError
 
 NAMES = sorted(registry.all_plugins("corruption"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from trustbench.attacks.evaluate import evaluate_attack, robust_accuracy_at, worst_case
+from trustbench.attacks.losses import dlr_loss, margin_loss
 
-import attacks
-from attacks.evaluate import evaluate_attack, robust_accuracy_at, worst_case
-from attacks.losses import dlr_loss, margin_loss
+from trustbench import attacks
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ import sys
 
 import pytest
 import torch
+from trustbench.attacks import profiles
+from trustbench.attacks.base import lp_norms
+from trustbench.attacks.evaluate import evaluate_attack
+from trustbench.attacks.template import render_attack_template
 
-import attacks
-from attacks import profiles
-from attacks.base import lp_norms
-from attacks.evaluate import evaluate_attack
-from attacks.template import render_attack_template
-from trustbench import registry
+from trustbench import attacks, registry
 from trustbench.errors import ConfigError
 
 
@@ -74,13 +73,10 @@ def test_default_eps_and_sweep() -> None:
 
 
 def test_package_docstring_examples_run() -> None:
-    import attacks.apgd
-    import attacks.base
-    import attacks.fgsm
-    import attacks.pgd
+    from trustbench.attacks import apgd, base, fgsm, pgd
 
     torch.manual_seed(0)
-    for mod in (attacks.base, attacks.fgsm, attacks.pgd, attacks.apgd):
+    for mod in (base, fgsm, pgd, apgd):
         res = doctest.testmod(mod, verbose=False)
         assert res.failed == 0, mod.__name__
 

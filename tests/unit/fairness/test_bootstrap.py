@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from fairness.bootstrap import (
+from trustbench.fairness.bootstrap import (
     bootstrap_cell_counts,
     bootstrap_group_sums,
     percentile_interval,
     resample_indices,
     safe_divide,
 )
-from fairness.metrics import rates_from_counts
+from trustbench.fairness.metrics import rates_from_counts
 
 
 def test_resamples_are_pandas_sample_with_fairlearn_seeds():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from trustbench.fairness.by_group import accuracy_by_group, metric_by_each_group, metric_by_group
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.groups import build_groups
 
-from fairness.by_group import accuracy_by_group, metric_by_each_group, metric_by_group
-from fairness.errors import FairnessError
-from fairness.groups import build_groups
 from trustbench.scorecard import Metric
 
 

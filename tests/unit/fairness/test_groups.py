@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from trustbench.fairness.errors import SensitiveColumnError
+from trustbench.fairness.groups import MISSING_GROUP, build_groups, metric_key
 
-from fairness.errors import SensitiveColumnError
-from fairness.groups import MISSING_GROUP, build_groups, metric_key
 from trustbench.errors import BenchError
 
 

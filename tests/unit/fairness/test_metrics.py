@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.metrics import evaluate_fairness
 
-from fairness.errors import FairnessError
-from fairness.metrics import evaluate_fairness
 from trustbench.scorecard import value_shape
 
 from .conftest import make_biased

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from fairness.errors import FairnessError
-from fairness.mitigation import threshold_optimizer_tradeoff
+from trustbench.fairness.errors import FairnessError
+from trustbench.fairness.mitigation import threshold_optimizer_tradeoff
 
 
 def _scores(n, rng):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from trustbench.fairness.profiles import budget
 
-from fairness.profiles import budget
 from trustbench.errors import ConfigError
 
 

@@ -110,7 +110,7 @@ def state_bytes(model: nn.Module) -> dict[str, bytes]:
 
 def naive_outcome(out: torch.Tensor, golden: int, label: int) -> int:
     """Outcome code of one input's faulty output, classified independently of the engine."""
-    from faults.engine import CRITICAL_SDC, DUE, MASKED, SDC
+    from trustbench.faults.engine import CRITICAL_SDC, DUE, MASKED, SDC
 
     if not torch.isfinite(out).all():
         return DUE

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from trustbench.faults.campaign import CampaignState, run_campaign
+from trustbench.faults.errors import FaultError
+from trustbench.faults.protection import RangeRestriction, evaluate_protection
 
-from faults.campaign import CampaignState, run_campaign
-from faults.errors import FaultError
-from faults.protection import RangeRestriction, evaluate_protection
 from trustbench.errors import ModelError
 
 from .conftest import make_data, state_bytes

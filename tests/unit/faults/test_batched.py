@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trustbench.faults.campaign import default_fault_batch, run_campaign
+from trustbench.faults.engine import DUE, MASKED, WeightFaultEngine
+from trustbench.faults.errors import FaultError
+from trustbench.faults.sites import weight_sites
 
-import faults  # noqa: F401  (registers the built-ins)
-from faults.campaign import default_fault_batch, run_campaign
-from faults.engine import DUE, MASKED, WeightFaultEngine
-from faults.errors import FaultError
-from faults.sites import weight_sites
-from trustbench import registry
+from trustbench import (
+    faults,  # noqa: F401  (registers the built-ins)
+    registry,
+)
 
 from .conftest import make_resnet_data, state_bytes
 from .test_engine import FakeGraphs
@@ -102,7 +104,7 @@ def test_outcomes_split_back_per_fault():
 def test_graph_mode_bookkeeping_with_batched_faults(monkeypatch):
     """Static group buffers, group graphs on the main stream and on lanes (private copies),
     with the CUDA-graph stand-in: the eager outcomes."""
-    import faults.engine as engine
+    import trustbench.faults.engine as engine
 
     net, x, y = make_resnet_data(80)
     before = state_bytes(net)

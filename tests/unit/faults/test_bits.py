@@ -7,9 +7,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from faults.bits import flip_, int_view, layout_for, supported_dtypes, to_native, to_unsigned
-from faults.errors import FaultError
+from trustbench.faults.bits import (
+    flip_,
+    int_view,
+    layout_for,
+    supported_dtypes,
+    to_native,
+    to_unsigned,
+)
+from trustbench.faults.errors import FaultError
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.float64]
 if hasattr(torch, "float8_e4m3fn"):

@@ -9,10 +9,15 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trustbench.faults.campaign import (
+    CampaignConfig,
+    CampaignState,
+    mean_changed_interval,
+    run_campaign,
+)
+from trustbench.faults.engine import strict_fp32
+from trustbench.faults.errors import FaultError
 
-from faults.campaign import CampaignConfig, CampaignState, mean_changed_interval, run_campaign
-from faults.engine import strict_fp32
-from faults.errors import FaultError
 from trustbench.stats import leveugle_sample_size
 
 from .conftest import Fragile, make_data, naive_outcome, state_bytes
@@ -158,8 +163,8 @@ def test_checkpoint_resumes_an_interrupted_campaign_and_only_on_the_same_weights
 
 
 def test_model_digest_sees_every_stored_bit(tiny):
-    from faults.bits import flip_
-    from faults.campaign import model_digest
+    from trustbench.faults.bits import flip_
+    from trustbench.faults.campaign import model_digest
 
     net, _, _ = tiny
     d = model_digest(net)
@@ -228,7 +233,7 @@ def test_strict_fp32_restores():
 
 _PRECISION_SCRIPT = r"""
 import torch
-from faults.engine import CRITICAL_SDC, DUE, MASKED, SDC, strict_fp32, _precision_objects
+from trustbench.faults.engine import CRITICAL_SDC, DUE, MASKED, SDC, strict_fp32, _precision_objects
 
 def tr(f):
     try:

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
-import faults  # noqa: F401  (registers the built-ins)
-from faults.campaign import run_campaign
-from faults.engine import (
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.engine import (
     CRITICAL_SDC,
     DUE,
     MASKED,
@@ -19,7 +17,9 @@ from faults.engine import (
     classify,
     classify_counts,
 )
-from faults.sites import weight_sites
+from trustbench.faults.sites import weight_sites
+
+from trustbench import faults  # noqa: F401  (registers the built-ins)
 
 from .conftest import make_data, make_resnet_data, naive_outcome, state_bytes
 
@@ -178,7 +178,7 @@ class FakeGraphs(GraphCache):
 def test_graph_mode_bookkeeping_on_cpu(monkeypatch, batch_size, lanes):
     """The graph-mode code paths (warm-up, runners, lanes with private weight copies, padded
     batches) give the eager outcomes."""
-    import faults.engine as engine
+    import trustbench.faults.engine as engine
 
     net, x, y = make_data(5, n=96)
     before = state_bytes(net)
@@ -241,7 +241,7 @@ def test_activation_faults_in_other_word_sizes(dtype):
 
 
 def test_default_lanes():
-    from faults.campaign import default_lanes
+    from trustbench.faults.campaign import default_lanes
 
     assert default_lanes("weights", 256, "cpu") == default_lanes("activations", 64, "cpu") == 1
     assert default_lanes("weights", 256, "cuda") == 2

@@ -6,9 +6,8 @@ import copy
 
 import pytest
 import torch
-
-from faults.campaign import run_campaign
-from faults.engine import DUE
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.engine import DUE
 
 from .conftest import Fragile, make_data, make_resnet_data, state_bytes
 
@@ -155,7 +154,7 @@ def test_inert_pruning_on_gpu_equals_running_every_fault():
 def test_weight_range_check_in_graphs_equals_eager(lanes):
     """The weight range check's pre-hook swaps a checked weight in at capture time; replays
     recompute it from the stored (faulty) words, as the eager run does."""
-    from faults.protection import WeightRangeCheck
+    from trustbench.faults.protection import WeightRangeCheck
 
     net, x, y = make_resnet_data()
     gpu = net.cuda()

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from trustbench.faults import inert as inert_mod
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.inert import conv_reads, find_inert, linear_reads
+from trustbench.faults.sites import weight_sites
 
-import faults  # noqa: F401  (registers the built-ins)
-from faults import inert as inert_mod
-from faults.campaign import run_campaign
-from faults.inert import conv_reads, find_inert, linear_reads
-from faults.sites import weight_sites
+from trustbench import faults  # noqa: F401  (registers the built-ins)
 
 from .conftest import Fragile, state_bytes
 
@@ -240,7 +240,7 @@ def test_pruning_in_graph_mode_bookkeeping(monkeypatch, lanes):
     """With the CPU stand-in for CUDA graphs (and concurrent lanes with private copies), pruned
     faults leave the ring rows of the faults that run in place: outcomes equal every fault run
     eagerly."""
-    import faults.engine as engine
+    import trustbench.faults.engine as engine
 
     from .test_engine import FakeGraphs
 
@@ -260,7 +260,7 @@ def test_pruning_in_graph_mode_bookkeeping(monkeypatch, lanes):
 
 
 def test_a_failing_analysis_runs_every_fault(monkeypatch):
-    import faults.engine as engine
+    import trustbench.faults.engine as engine
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("mode not supported by this model")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from trustbench.faults.base import resolve
+from trustbench.faults.bits import layout_for, to_native
+from trustbench.faults.errors import FaultError
 
-import faults  # noqa: F401  (registers the built-ins)
-from faults.base import resolve
-from faults.bits import layout_for, to_native
-from faults.errors import FaultError
-from trustbench import registry
+from trustbench import (
+    faults,  # noqa: F401  (registers the built-ins)
+    registry,
+)
 
 LAYOUTS = [layout_for(d) for d in (torch.float32, torch.float16, torch.bfloat16, torch.int8)]
 

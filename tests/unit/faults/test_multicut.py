@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trustbench.faults.bits import layout_for
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.engine import MASKED, WeightFaultEngine
+from trustbench.faults.segments import linearise
+from trustbench.faults.sites import weight_sites
 
-import faults  # noqa: F401  (registers the built-ins)
-from faults.bits import layout_for
-from faults.campaign import run_campaign
-from faults.engine import MASKED, WeightFaultEngine
-from faults.segments import linearise
-from faults.sites import weight_sites
-from trustbench import registry
+from trustbench import (
+    faults,  # noqa: F401  (registers the built-ins)
+    registry,
+)
 
 from .conftest import make_resnet_data, state_bytes
 from .test_engine import FakeGraphs
@@ -188,7 +190,7 @@ def test_outcomes_equal_full_forward_torchvision_style():
 def test_graph_mode_bookkeeping_with_tuple_cuts(monkeypatch, lanes, fault_batch):
     """The graph-mode paths (runners, lanes with private copies, batched faults) on a chain
     whose cuts carry tuples give the outcomes of the eager full forward pass."""
-    import faults.engine as engine
+    import trustbench.faults.engine as engine
 
     net, x, y = make_resnet_data(80)
     before = state_bytes(net)
@@ -210,9 +212,9 @@ def test_graph_mode_bookkeeping_with_tuple_cuts(monkeypatch, lanes, fault_batch)
 
 
 def test_campaign_max_live_option():
-    from faults.campaign import CampaignConfig, default_max_live
-    from faults.errors import FaultError
-    from faults.segments import MAX_LIVE
+    from trustbench.faults.campaign import CampaignConfig, default_max_live
+    from trustbench.faults.errors import FaultError
+    from trustbench.faults.segments import MAX_LIVE
 
     assert default_max_live("cpu") == MAX_LIVE and default_max_live("cuda") == 1
     net, x, y = make_resnet_data(40)

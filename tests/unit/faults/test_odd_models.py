@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
-from faults.campaign import run_campaign
-from faults.engine import DUE
-from faults.precision import QuantConv, QuantLinear, to_precision
-from faults.protection import RangeRestriction, WeightRangeCheck, evaluate_protection
-from faults.sites import weight_sites
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.engine import DUE
+from trustbench.faults.precision import QuantConv, QuantLinear, to_precision
+from trustbench.faults.protection import RangeRestriction, WeightRangeCheck, evaluate_protection
+from trustbench.faults.sites import weight_sites
 
 from .conftest import naive_outcome, state_bytes
 
@@ -212,7 +211,7 @@ def test_nested_weight_range_checks_put_the_parameter_back():
     (dict(margin="a"), "margin"), (dict(batch_size=0), "batch_size"),
 ])
 def test_ranger_parameters_are_checked(kwargs, match):
-    from faults.errors import FaultError
+    from trustbench.faults.errors import FaultError
 
     with pytest.raises(FaultError, match=match):
         RangeRestriction(**kwargs)
@@ -283,7 +282,7 @@ def test_a_fault_in_a_module_returning_its_input_stays_in_that_output(model, lay
 
 
 def test_compare_precisions_takes_activation_campaigns_too():
-    from faults.precision import compare_precisions
+    from trustbench.faults.precision import compare_precisions
 
     torch.manual_seed(6)
     net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).eval()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from faults.campaign import CampaignConfig
-from faults.errors import FaultError
-from faults.protection import (
+from trustbench.faults.campaign import CampaignConfig
+from trustbench.faults.errors import FaultError
+from trustbench.faults.protection import (
     RangeRestriction,
     WeightRangeCheck,
     evaluate_protection,
     newcombe_difference,
 )
+
 from trustbench import registry
 
 from .conftest import state_bytes
@@ -121,9 +121,9 @@ def test_weight_range_removes_exponent_sdc(tiny):
 
 def test_protection_effects_are_paired_over_the_same_faults_and_inputs(tiny):
     import numpy as np
+    from trustbench.faults.engine import CRITICAL_SDC, SDC
+    from trustbench.faults.protection import paired_counts
 
-    from faults.engine import CRITICAL_SDC, SDC
-    from faults.protection import paired_counts
     from trustbench.stats import paired_difference
 
     net, x, y = tiny
@@ -152,7 +152,7 @@ def test_protection_effects_are_paired_over_the_same_faults_and_inputs(tiny):
 def test_protection_on_different_faults_is_not_paired(tiny):
     net, x, y = tiny
     other = CampaignConfig(n_faults=200, seed=5, fault_params={"bit": 30})
-    from faults.campaign import run_campaign
+    from trustbench.faults.campaign import run_campaign
 
     baseline = run_campaign(net, x, y, other)
     cfg = CampaignConfig(n_faults=200, seed=4, fault_params={"bit": 30})

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
-from faults.segments import linearise
-from faults.sites import weight_sites
+from trustbench.faults.segments import linearise
+from trustbench.faults.sites import weight_sites
 
 
 class Residual(nn.Module):
@@ -123,8 +122,9 @@ class KeepsBatchSize(nn.Module):
 
 
 def test_cut_values_may_carry_plain_python_values():
-    import faults  # noqa: F401  (registers the fault models)
-    from faults.campaign import run_campaign
+    from trustbench.faults.campaign import run_campaign
+
+    from trustbench import faults  # noqa: F401  (registers the fault models)
 
     torch.manual_seed(0)
     net = KeepsBatchSize().eval()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-
-from faults.errors import FaultError
-from faults.precision import to_precision
-from faults.sites import activation_sites, weight_sites
+from trustbench.faults.errors import FaultError
+from trustbench.faults.precision import to_precision
+from trustbench.faults.sites import activation_sites, weight_sites
 
 
 def test_default_weight_sites(tiny):

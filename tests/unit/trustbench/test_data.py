@@ -148,7 +148,9 @@ def test_cifar10_task_builds_from_a_local_folder(tmp_path, monkeypatch, cpu_conf
     assert task.input_shape == (3, 32, 32) and task.class_names == D.CIFAR10_CLASSES
     assert task.normalization["mean"] == [0.4914, 0.4822, 0.4465]
     assert task.logits(task.x_test).shape == (8, 10)
-    assert task.attack_defaults["linf"] == [8 / 255]
+    from trustbench.attacks.profiles import task_eps
+
+    assert task_eps(task)["linf"] == [8 / 255]
 
 
 def test_image_pixels_are_scaled_by_their_type_not_their_values():
