@@ -31,6 +31,7 @@ from trustbench.attacks.base import (
     restart_on_robust,
 )
 from trustbench.attacks.losses import ce_loss, dlr_loss
+from trustbench.attacks.profiles import SuitePlan
 
 __all__ = ["APGDCE", "APGDDLR", "APGDParams"]
 
@@ -219,6 +220,8 @@ class APGDCE(_APGD):
     """
 
     name = "apgd-ce"
+    suite = SuitePlan(profiles=("standard", "full"), order=2,
+                      budget={"steps": "apgd_steps", "restarts": "apgd_restarts"})
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy per sample."""
@@ -242,6 +245,8 @@ class APGDDLR(_APGD):
     """
 
     name = "apgd-dlr"
+    suite = SuitePlan(profiles=("standard", "full"), order=3,
+                      budget={"steps": "apgd_steps", "restarts": "apgd_restarts"})
     min_classes = 3
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 from trustbench.attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack
+from trustbench.attacks.profiles import SuitePlan
 
 __all__ = [
     "ARTAutoAttack",
@@ -186,6 +187,7 @@ class CarliniWagnerL2(_ARTAttack):
     """
 
     name = "cw-l2"
+    suite = SuitePlan(profiles=("full",), samples="cw_samples", label="cw", order=6)
     Params = CWParams
     params: CWParams
     norms = ("l2",)
@@ -248,6 +250,8 @@ class ARTSquareAttack(_ARTAttack):
     """
 
     name = "square-art"
+    # a cross-check of the native `square` (tests compare the two); the suite runs the native one
+    suite = SuitePlan(profiles=(), worst_case=False)
     Params = ARTSquareParams
     params: ARTSquareParams
     white_box = False
@@ -307,6 +311,9 @@ class HopSkipJump(_ARTAttack):
     """
 
     name = "hopskipjump"
+    # decision-based: its median L2 only (its query budget makes robust accuracy at eps loose)
+    suite = SuitePlan(profiles=("full",), samples="hsj_samples", label="hopskipjump",
+                      eps_metrics=False, order=7)
     Params = HSJParams
     params: HSJParams
     white_box = False
@@ -367,6 +374,7 @@ class ARTAutoAttack(_ARTAttack):
     """
 
     name = "art-autoattack"
+    suite = SuitePlan(profiles=("full",), eps="headline", samples="autoattack_samples", order=5)
     Params = ARTAutoAttackParams
     params: ARTAutoAttackParams
     min_classes = 3

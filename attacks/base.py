@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from trustbench.attacks.profiles import SuitePlan
 
 from trustbench.errors import BenchError, ConfigError, DataError, ModelError
 from trustbench.registry import Plugin
@@ -345,7 +346,10 @@ class EvasionAttack(Plugin, kind="attack"):
     - ``minimal_norm``: finds the smallest perturbation it can (CW, HopSkipJump) and accepts
       ``eps=math.inf``;
     - ``min_classes``: fewest classes it works with (3 for the DLR loss);
-    - ``requires``: importable modules it needs (``("art",)`` for the ART adapters).
+    - ``requires``: importable modules it needs (``("art",)`` for the ART adapters);
+    - ``suite``: how the robustness suite runs it (:class:`~trustbench.attacks.profiles.SuitePlan`:
+      the profiles it runs in, its per-profile parameters, whether it joins the worst case);
+      by default every profile, every default eps, and the worst case.
 
     Parameters
     ----------
@@ -374,6 +378,7 @@ class EvasionAttack(Plugin, kind="attack"):
     minimal_norm: ClassVar[bool] = False
     min_classes: ClassVar[int] = 2
     requires: ClassVar[tuple[str, ...]] = ()
+    suite: ClassVar[SuitePlan] = SuitePlan()
     #: Run convolutional models with channels-last weights on the CPU (verified per model).
     channels_last_on_cpu: ClassVar[bool] = True
 

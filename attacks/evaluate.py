@@ -24,6 +24,7 @@ from trustbench.attacks.base import (
 )
 
 from trustbench.errors import ConfigError, DataError, ModelError
+from trustbench.stats import Estimate, proportion
 
 __all__ = [
     "RobustEvaluation",
@@ -97,11 +98,11 @@ class RobustEvaluation:
         c = self.clean_correct
         return int(self.success.sum()) / c if c else math.nan
 
-    def interval(self, confidence: float = 0.95) -> tuple[float, float]:
-        """Clopper-Pearson interval of the robust accuracy."""
-        from trustbench.stats import clopper_pearson_interval
-
-        return clopper_pearson_interval(self.robust_correct, self.n, confidence)
+    def estimate(self, confidence: float = 0.95) -> Estimate:
+        """The robust accuracy with its Clopper-Pearson interval and n."""
+        if not self.n:
+            return Estimate(math.nan, (0.0, 1.0), 0, "clopper-pearson", confidence, k=0)
+        return proportion(self.robust_correct, self.n, confidence, "clopper-pearson")
 
     @property
     def passes_per_sample(self) -> dict[str, float]:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, lp_norms, project
 from trustbench.attacks.losses import ce_loss
+from trustbench.attacks.profiles import SuitePlan
 
 __all__ = ["FGSM", "FGSMParams", "gradient_step"]
 
@@ -56,6 +57,7 @@ class FGSM(EvasionAttack):
     """
 
     name = "fgsm"
+    suite = SuitePlan(order=0)
     Params = FGSMParams
     params: FGSMParams
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, project
 from trustbench.attacks.fgsm import gradient_step
+from trustbench.attacks.profiles import SuitePlan
 
 __all__ = ["PGD", "PGDParams", "random_start"]
 
@@ -181,6 +182,8 @@ class PGD(EvasionAttack):
     """
 
     name = "pgd"
+    suite = SuitePlan(budget={"steps": "pgd_steps", "restarts": "pgd_restarts"},
+                      stronger_than=("fgsm",), order=1)
     Params = PGDParams
     params: PGDParams
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trustbench.errors import ConfigError
@@ -30,8 +30,10 @@ from trustbench.errors import ConfigError
 __all__ = [
     "FALLBACK_EPS",
     "OPEN_DIVISION_EPS",
+    "PROFILES",
     "TASK_EPS",
     "RobustnessBudget",
+    "SuitePlan",
     "budget",
     "default_eps",
     "eps_sweep",
@@ -180,6 +182,86 @@ _BUDGETS = {
         autoattack_samples=500,
     ),
 }
+
+
+#: Every profile, in increasing budget.
+PROFILES: tuple[str, ...] = tuple(_BUDGETS)
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """How the robustness suite runs an attack plugin (its class attribute ``suite``).
+
+    The suite runs every registered attack whose plan enables the run's profile, for each norm
+    the attack supports, and takes every such attack with ``worst_case`` into the per-sample
+    worst case at the headline eps. A plugin that declares nothing runs in every profile, at
+    every default eps, on every attacked sample, and joins the worst case.
+
+    Attributes
+    ----------
+    profiles
+        The profiles it runs in (a subset of :data:`PROFILES`).
+    eps
+        ``"all"``: each default eps of the norm; ``"headline"``: only the largest. Ignored for
+        minimal-norm attacks, which run once at ``eps = inf``.
+    samples
+        The :class:`RobustnessBudget` field that holds how many of the attacked samples it
+        runs on (the first ones), e.g. ``"blackbox_samples"``; None: all of them.
+    budget
+        Attack parameter -> the :class:`RobustnessBudget` field that sets it per profile,
+        e.g. ``{"steps": "pgd_steps"}``.
+    worst_case
+        Member of the per-sample worst case (``worst_case_robust_accuracy``). Minimal-norm
+        attacks never are.
+    stronger_than
+        Attacks it must be at least as strong as, sample for sample (a validity check, e.g.
+        PGD against FGSM); a gradient-free attack is always checked against the white-box ones.
+    images_only
+        Runs on image inputs only (e.g. square patches).
+    label
+        Metric stem of a minimal-norm attack's ``<label>_median_l2`` (default: its name).
+    eps_metrics
+        Minimal-norm attacks: also record robust accuracy at each default L2 eps.
+    order
+        Position among the attacks (metric and worst-case order); ties go by name.
+    """
+
+    profiles: tuple[str, ...] = PROFILES
+    eps: str = "all"
+    samples: str | None = None
+    budget: dict[str, str] = field(default_factory=dict)
+    worst_case: bool = True
+    stronger_than: tuple[str, ...] = ()
+    images_only: bool = False
+    label: str = ""
+    eps_metrics: bool = True
+    order: int = 100
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.profiles) - set(PROFILES))
+        if unknown:
+            raise ConfigError(f"SuitePlan profiles {unknown} unknown; accepted: "
+                              f"{', '.join(PROFILES)}")
+        if self.eps not in ("all", "headline"):
+            raise ConfigError(f"SuitePlan eps must be 'all' or 'headline', got {self.eps!r}")
+        names = {f for f in RobustnessBudget.__dataclass_fields__}
+        bad = sorted(({self.samples} - {None}) | set(self.budget.values())) if names else []
+        bad = [b for b in bad if b not in names]
+        if bad:
+            raise ConfigError(f"SuitePlan names budget fields {bad} that RobustnessBudget does "
+                              f"not have; it has: {', '.join(sorted(names))}")
+
+    def runs_in(self, profile: str) -> bool:
+        """Whether the suite runs the attack in ``profile``."""
+        return profile in self.profiles
+
+    def params(self, b: RobustnessBudget) -> dict[str, Any]:
+        """The attack parameters the profile's budget sets."""
+        return {param: getattr(b, fieldname) for param, fieldname in self.budget.items()}
+
+    def n_samples(self, b: RobustnessBudget, n: int) -> int:
+        """How many of the ``n`` attacked samples it runs on."""
+        return n if self.samples is None else min(n, int(getattr(b, self.samples)))
 
 
 def budget(profile: str) -> RobustnessBudget:

@@ -44,6 +44,7 @@ from trustbench.attacks.base import (
     restart_on_robust,
 )
 from trustbench.attacks.losses import margin_loss
+from trustbench.attacks.profiles import SuitePlan
 
 __all__ = ["SquareAttack", "SquareParams", "p_selection", "pseudo_gaussian_window"]
 
@@ -158,6 +159,8 @@ class SquareAttack(EvasionAttack):
     """
 
     name = "square"
+    suite = SuitePlan(profiles=("standard", "full"), eps="headline", samples="blackbox_samples",
+                      budget={"max_iter": "square_queries"}, images_only=True, order=4)
     Params = SquareParams
     params: SquareParams
     white_box = False

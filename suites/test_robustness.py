@@ -33,6 +33,28 @@ NORMS = ("linf", "l2")
 WEIGHT_LINF, WEIGHT_L2, WEIGHT_CORRUPTION = 0.35, 0.35, 0.3
 
 
+#: AutoAttack's standard ensemble (Croce & Hein 2020), reported as ``ensemble_robust_accuracy``.
+AUTOATTACK_ENSEMBLE = ("apgd-ce", "apgd-dlr", "square")
+#: The white-box attacks a gradient-free attack must not beat (gradient masking, Carlini 2019).
+WHITE_BOX_REFERENCE = ("pgd", "apgd-ce")
+
+
+def _attacks() -> dict[str, type]:
+    """Every registered attack, in suite order (``SuitePlan.order``, then name)."""
+    plugins = registry.all_plugins("attack")
+    return dict(sorted(plugins.items(), key=lambda kv: (kv[1].suite.order, kv[0])))
+
+
+def _bounded_cases() -> list[Any]:
+    return [pytest.param(name, norm, id=f"{name}-{norm}")
+            for name, cls in _attacks().items() if not cls.minimal_norm
+            for norm in NORMS if norm in cls.norms]
+
+
+def _minimal_norm_cases() -> list[str]:
+    return [name for name, cls in _attacks().items() if cls.minimal_norm]
+
+
 @dataclass
 class Ctx:
     """Everything the tests of one task share: data subset, budgets, memoised evaluations."""
@@ -48,6 +70,10 @@ class Ctx:
     @property
     def input_range(self) -> tuple[float, float] | None:
         return self.task.input_range
+
+    @property
+    def images(self) -> bool:
+        return len(self.task.input_shape) == 3
 
     def run(
         self, name: str, norm: str, eps: float, n: int | None = None, **params: Any
@@ -69,21 +95,44 @@ class Ctx:
             )
         return self.evals[key]
 
+    def attack(self, name: str, norm: str, eps: float) -> RobustEvaluation:
+        """Attack ``name`` as its suite plan runs it in this profile (samples, parameters)."""
+        plan = registry.get("attack", name).suite
+        return self.run(name, norm, eps, n=plan.n_samples(self.budget, len(self.x)),
+                        **plan.params(self.budget))
+
     def pgd(self, norm: str, eps: float) -> RobustEvaluation:
-        b = self.budget
-        return self.run("pgd", norm, eps, steps=b.pgd_steps, restarts=b.pgd_restarts)
+        return self.attack("pgd", norm, eps)
 
-    def apgd(self, loss: str, norm: str, eps: float) -> RobustEvaluation:
-        b = self.budget
-        return self.run(f"apgd-{loss}", norm, eps, steps=b.apgd_steps, restarts=b.apgd_restarts)
+    def why_not(self, name: str, norm: str) -> str | None:
+        """Why attack ``name`` does not run at ``norm`` for this task and profile (None: it
+        runs)."""
+        cls = registry.get("attack", name)
+        plan = cls.suite
+        if not plan.runs_in(self.budget.profile):
+            where = ", ".join(plan.profiles) or "no profile (its plan runs it nowhere)"
+            return f"{name} is not run in the {self.budget.profile} profile (runs in: {where})"
+        if norm not in cls.norms:
+            return f"{name} does not support the {norm} norm"
+        if not cls.minimal_norm and norm not in self.eps:
+            return f"task {self.task.name} declares no {norm} eps"
+        if plan.images_only and not self.images:
+            return f"{name} perturbs image patches; the inputs of {self.task.name} are not images"
+        if self.task.num_classes < cls.min_classes:
+            return (f"{name} needs >= {cls.min_classes} classes; {self.task.name} has "
+                    f"{self.task.num_classes}")
+        missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"{name} needs {', '.join(missing)} (not installed)"
+        return None
 
-    def square(self, norm: str, eps: float) -> RobustEvaluation:
-        b = self.budget
-        return self.run("square", norm, eps, n=b.blackbox_samples, max_iter=b.square_queries)
+    def runs(self, name: str, norm: str) -> bool:
+        return self.why_not(name, norm) is None
 
-    @property
-    def dlr_ok(self) -> bool:
-        return self.task.num_classes >= 3
+    def eps_of(self, name: str, norm: str) -> list[float]:
+        """The eps at which the suite runs attack ``name``."""
+        plan = registry.get("attack", name).suite
+        return [_headline(self, norm)] if plan.eps == "headline" else list(self.eps[norm])
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +162,7 @@ def metric_id(name: str, *parts: Any) -> str:
 
 
 def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
-    lo, hi = e.interval()
+    est = e.estimate()
     params = {
         "attack": e.attack,
         "norm": e.norm,
@@ -127,7 +176,7 @@ def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
         e.robust_accuracy,
         unit="fraction",
         higher_is_better=True,
-        ci=(lo, hi),
+        ci=est.ci,
         n=e.n,
         params=params,
     )
@@ -187,29 +236,77 @@ def test_clean_accuracy(ctx, record_metric):
     assert 0.0 <= k / n <= 1.0
 
 
-# ------------------------------------------------------------------ white-box attacks
+# ------------------------------------------------------------------ every registered attack
 
 
-@pytest.mark.parametrize("norm", NORMS)
-def test_fgsm(ctx, norm, record_metric):
-    """FGSM / FGM at each default eps: the single-step floor."""
-    _headline(ctx, norm)
-    for eps in ctx.eps[norm]:
-        _record_eval(record_metric, ctx.run("fgsm", norm, eps))
-
-
-@pytest.mark.parametrize("norm", NORMS)
-def test_pgd(ctx, norm, record_metric, record_check):
-    """PGD at each default eps; checks that it is at least as strong as FGSM."""
-    _headline(ctx, norm)
-    for eps in ctx.eps[norm]:
-        e = ctx.pgd(norm, eps)
+@pytest.mark.parametrize(("name", "norm"), _bounded_cases())
+def test_attack(ctx, name, norm, record_metric, record_check):
+    """Every registered eps-bounded attack the profile runs, at each of its eps (its plugin's
+    ``suite`` plan): robust accuracy, success rate, passes spent; and its validity checks: at
+    least as strong as the attacks it declares (PGD against FGSM), and, when it needs no
+    gradients, not stronger than the white-box attacks (gradient masking)."""
+    reason = ctx.why_not(name, norm)
+    if reason:
+        pytest.skip(reason)
+    cls = registry.get("attack", name)
+    for eps in ctx.eps_of(name, norm):
+        e = ctx.attack(name, norm, eps)
         _record_eval(record_metric, e)
-        f = ctx.run("fgsm", norm, eps)
-        r = checks.check_iterative_vs_single_step(
-            f.robust_correct, e.robust_correct, e.n, label=f"{norm} eps {eps:g}: "
+        for weaker in cls.suite.stronger_than:
+            if not ctx.runs(weaker, norm):
+                continue
+            w = ctx.attack(weaker, norm, eps)
+            r = checks.check_iterative_vs_single_step(
+                w.robust_correct, e.robust_correct, e.n, label=f"{norm} eps {eps:g}: "
+            )
+            record_check(r.name, r.passed, r.detail)
+        if not cls.white_box:
+            n = e.n
+            robust = torch.ones(n, dtype=torch.bool)
+            for ref in WHITE_BOX_REFERENCE:
+                if ref != name and ctx.runs(ref, norm):
+                    robust &= ctx.attack(ref, norm, eps).robust[:n]
+            r = checks.check_blackbox_vs_whitebox(
+                e.robust_correct, int(robust.sum()), n, label=f"{norm} eps {eps:g}: "
+            )
+            record_check(r.name, r.passed, r.detail)
+
+
+@pytest.mark.parametrize("name", _minimal_norm_cases())
+def test_minimal_norm_attack(ctx, name, record_metric):
+    """Every registered minimal-norm attack the profile runs (CW-L2, HopSkipJump): the median
+    norm of its successful perturbations, and robust accuracy at each default eps."""
+    cls = registry.get("attack", name)
+    norm = "l2" if "l2" in cls.norms else cls.norms[0]
+    reason = ctx.why_not(name, norm)
+    if reason:
+        pytest.skip(reason)
+    plan = cls.suite
+    e = ctx.attack(name, norm, math.inf)
+    sizes = e.perturbation_l2 if norm == "l2" else e.perturbation_linf
+    norms = sizes[e.success].tolist()
+    record_metric(
+        f"{plan.label or name}_median_{norm}",
+        statistics.median(norms) if norms else math.nan,
+        unit=f"{'L2' if norm == 'l2' else 'L-inf'} (input units)",
+        higher_is_better=True,
+        n=len(norms),
+        params={"attack": name, "samples": e.n},
+    )
+    if not plan.eps_metrics:
+        return
+    for eps in ctx.eps.get(norm, []):
+        acc = robust_accuracy_at(e, eps)
+        k = round(acc * e.n)
+        record_metric(
+            metric_id("robust_accuracy", name, norm, float(eps)),
+            acc,
+            unit="fraction",
+            higher_is_better=True,
+            ci=clopper_pearson_interval(k, e.n),
+            n=e.n,
+            params={"attack": name, "norm": norm, "eps": eps},
         )
-        record_check(r.name, r.passed, r.detail)
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -228,7 +325,7 @@ def test_eps_sweep(ctx, norm, record_metric, record_check):
             "y": [e.robust_accuracy for e in evs],
             "x_label": f"eps ({norm})",
             "y_label": "robust accuracy (PGD)",
-            "ci": [list(e.interval()) for e in evs],
+            "ci": [list(e.estimate().ci) for e in evs],
         },
         unit="fraction",
         higher_is_better=True,
@@ -268,67 +365,23 @@ def test_eps_sweep(ctx, norm, record_metric, record_check):
         record_check(r.name, r.passed, r.detail)
 
 
-@pytest.mark.parametrize("loss", ["ce", "dlr"])
-@pytest.mark.parametrize("norm", NORMS)
-def test_apgd(ctx, norm, loss, record_metric):
-    """APGD-CE and APGD-DLR (Croce & Hein 2020) at each default eps."""
-    if not ctx.budget.apgd:
-        pytest.skip(f"APGD is not run in the {ctx.budget.profile} profile")
-    _headline(ctx, norm)
-    if loss == "dlr" and not ctx.dlr_ok:
-        pytest.skip(f"APGD-DLR needs >= 3 classes; {ctx.task.name} has {ctx.task.num_classes}")
-    for eps in ctx.eps[norm]:
-        _record_eval(record_metric, ctx.apgd(loss, norm, eps))
-
-
-# ------------------------------------------------------------------ black box, ensemble
-
-
-@pytest.mark.parametrize("norm", NORMS)
-def test_blackbox_square(ctx, norm, record_metric, record_check):
-    """Square Attack (no gradients; native, on the task's device) must not beat the white-box
-    attacks: gradient masking."""
-    if not ctx.budget.blackbox:
-        pytest.skip(f"the black-box attack is not run in the {ctx.budget.profile} profile")
-    if len(ctx.task.input_shape) != 3:
-        pytest.skip("Square Attack perturbs square image patches; the inputs are not images")
-    eps = _headline(ctx, norm)
-    sq = ctx.square(norm, eps)
-    _record_eval(record_metric, sq)
-    n = sq.n
-    wb = [ctx.pgd(norm, eps), ctx.apgd("ce", norm, eps) if ctx.budget.apgd else None]
-    robust = torch.ones(n, dtype=torch.bool)
-    for e in wb:
-        if e is not None:
-            robust &= e.robust[:n]
-    r = checks.check_blackbox_vs_whitebox(
-        sq.robust_correct, int(robust.sum()), n, label=f"{norm} eps {eps:g}: "
-    )
-    record_check(r.name, r.passed, r.detail)
+# ------------------------------------------------------------------ the score
 
 
 @pytest.mark.parametrize("norm", NORMS)
 def test_worst_case_robust_accuracy(ctx, norm, record_metric):
-    """The score: per-sample worst case over every attack of the profile at the headline eps.
+    """The score: per-sample worst case over every attack the profile runs, at the headline eps.
 
-    A sample counts as robust only if it survives every attack run on it: FGSM, PGD and APGD
-    on all samples, Square and ART's AutoAttack (where the profile runs them) on their
-    subsets. In the standard and full profiles this is also AutoAttack's ensemble (APGD-CE,
-    APGD-DLR, Square), reported separately as ``ensemble_robust_accuracy`` on the samples all
-    of them saw.
+    A sample counts as robust only if it survives every registered attack whose plan runs in
+    this profile and joins the worst case (built-ins: FGSM and PGD always; APGD-CE/-DLR and
+    Square in the standard and full profiles; ART's AutoAttack in the full profile), each on
+    the samples its plan gives it. In the standard and full profiles AutoAttack's ensemble
+    (APGD-CE, APGD-DLR, Square) is also reported separately as ``ensemble_robust_accuracy`` on
+    the samples all of them saw.
     """
     eps = _headline(ctx, norm)
-    members = [ctx.run("fgsm", norm, eps), ctx.pgd(norm, eps)]
-    if ctx.budget.apgd:
-        members.append(ctx.apgd("ce", norm, eps))
-        if ctx.dlr_ok:
-            members.append(ctx.apgd("dlr", norm, eps))
-    white_box = list(members)
-    images = len(ctx.task.input_shape) == 3
-    if ctx.budget.blackbox and images:
-        members.append(ctx.square(norm, eps))
-    if ctx.budget.autoattack_samples and ctx.dlr_ok and importlib.util.find_spec("art"):
-        members.append(ctx.run("art-autoattack", norm, eps, n=ctx.budget.autoattack_samples))
+    members = [ctx.attack(name, norm, eps) for name, cls in _attacks().items()
+               if cls.suite.worst_case and not cls.minimal_norm and ctx.runs(name, norm)]
     n = len(ctx.x)
     robust = torch.ones(n, dtype=torch.bool)
     for e in members:
@@ -347,13 +400,14 @@ def test_worst_case_robust_accuracy(ctx, norm, record_metric):
                 "interval": "clopper-pearson"},
         score_weight=WEIGHT_LINF if norm == "linf" else WEIGHT_L2,
     )
-    members = white_box
-    if ctx.budget.ensemble and ctx.budget.blackbox and len(ctx.task.input_shape) == 3:
-        sq = ctx.square(norm, eps)
+    square = AUTOATTACK_ENSEMBLE[-1]
+    if ctx.budget.ensemble and ctx.runs(square, norm):
+        sq = ctx.attack(square, norm, eps)
         m = sq.n
         ens = sq.robust.clone()
-        for e in members[2:]:
-            ens &= e.robust[:m]
+        used = [a for a in AUTOATTACK_ENSEMBLE[:-1] if ctx.runs(a, norm)]
+        for a in used:
+            ens &= ctx.attack(a, norm, eps).robust[:m]
         ke = int(ens.sum())
         record_metric(
             metric_id("ensemble_robust_accuracy", norm),
@@ -365,74 +419,9 @@ def test_worst_case_robust_accuracy(ctx, norm, record_metric):
             params={
                 "norm": norm,
                 "eps": eps,
-                "attacks": [e.attack for e in members[2:]] + ["square"],
+                "attacks": [*used, square],
             },
         )
-
-
-# ------------------------------------------------------------------ full profile extras
-
-
-def test_carlini_wagner_l2(ctx, record_metric):
-    """CW-L2 (minimal norm): median L2 of successful perturbations; robust accuracy at eps."""
-    n = ctx.budget.cw_samples
-    if not n:
-        pytest.skip(f"CW-L2 is not run in the {ctx.budget.profile} profile")
-    pytest.importorskip("art", reason="CW-L2 runs through ART")
-    e = ctx.run("cw-l2", "l2", math.inf, n=n)
-    norms = e.perturbation_l2[e.success].tolist()
-    med = statistics.median(norms) if norms else math.nan
-    record_metric(
-        "cw_median_l2",
-        med,
-        unit="L2 (input units)",
-        higher_is_better=True,
-        n=len(norms),
-        params={"attack": "cw-l2", "samples": e.n},
-    )
-    for eps in ctx.eps.get("l2", []):
-        acc = robust_accuracy_at(e, eps)
-        k = round(acc * e.n)
-        record_metric(
-            metric_id("robust_accuracy", "cw-l2", "l2", float(eps)),
-            acc,
-            unit="fraction",
-            higher_is_better=True,
-            ci=clopper_pearson_interval(k, e.n),
-            n=e.n,
-            params={"attack": "cw-l2", "norm": "l2", "eps": eps},
-        )
-
-
-def test_hopskipjump(ctx, record_metric):
-    """HopSkipJump (labels only): median L2 it needs; a decision-based view of robustness."""
-    n = ctx.budget.hsj_samples
-    if not n:
-        pytest.skip(f"HopSkipJump is not run in the {ctx.budget.profile} profile")
-    pytest.importorskip("art", reason="HopSkipJump runs through ART")
-    e = ctx.run("hopskipjump", "l2", math.inf, n=n)
-    norms = e.perturbation_l2[e.success].tolist()
-    record_metric(
-        "hopskipjump_median_l2",
-        statistics.median(norms) if norms else math.nan,
-        unit="L2 (input units)",
-        higher_is_better=True,
-        n=len(norms),
-        params={"attack": "hopskipjump", "samples": e.n},
-    )
-
-
-@pytest.mark.parametrize("norm", NORMS)
-def test_art_autoattack(ctx, norm, record_metric):
-    """ART's AutoAttack as an independent cross-check of the native ensemble."""
-    n = ctx.budget.autoattack_samples
-    if not n:
-        pytest.skip(f"ART AutoAttack is not run in the {ctx.budget.profile} profile")
-    pytest.importorskip("art", reason="ART AutoAttack needs ART")
-    if not ctx.dlr_ok:
-        pytest.skip("ART AutoAttack needs >= 3 classes")
-    eps = _headline(ctx, norm)
-    _record_eval(record_metric, ctx.run("art-autoattack", norm, eps, n=n))
 
 
 # ------------------------------------------------------------------ natural robustness

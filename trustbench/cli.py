@@ -130,7 +130,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("tasks:")
     for name in task_names():
         print(f"  {name:20s} {BUILTIN_TASKS[name].description}")
+    print("pillars (entry-point group trustbench.pillars):")
+    for pillar in registry.pillars().values():
+        kinds = f" [plugins: {', '.join(pillar.kinds)}]" if pillar.kinds else ""
+        print(f"  {pillar.name:20s} {pillar.question}{kinds}")
     for kind in registry.kinds():
+        if kind == "task":  # listed above
+            continue
         plugins = registry.all_plugins(kind)
         if not plugins:
             continue
@@ -143,16 +149,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_new(args: argparse.Namespace) -> int:
-    if args.kind != "attack":
-        raise BenchError(f"`trustbench new {args.kind}`: accepted kinds are: attack")
-    from trustbench.attacks.template import render_attack_template
+def _template_kinds() -> dict[str, object]:
+    from trustbench import registry
 
+    return {kind: pillar for pillar in registry.pillars().values() for kind in pillar.templates}
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    kinds = _template_kinds()
+    if args.kind not in kinds:
+        raise BenchError(f"`trustbench new {args.kind}`: accepted kinds are: "
+                         f"{', '.join(sorted(kinds)) or '(no pillar declares a template)'}")
+    render = kinds[args.kind].template(args.kind)  # type: ignore[attr-defined]
+    text = render(args.name)  # raises a BenchError for a name that is no identifier
     path = Path(args.out or f"{args.name.replace('-', '_')}.py")
     if path.exists():
         raise BenchError(f"{path} exists; not overwriting it")
-    path.write_text(render_attack_template(args.name))
-    print(f"wrote {path}")
+    path.write_text(text)
+    print(f"wrote {path}: a {args.kind} plugin named {args.name!r}. Drop it into the pillar's "
+          "package folder, or register it from your package's pyproject.toml (see its "
+          "docstring); the contract test and the suite pick it up from there.")
     return 0
 
 
@@ -193,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list built-in tasks and registered plugins")
     ls.set_defaults(func=cmd_list)
 
-    n = sub.add_parser("new", help="write a template for a new plugin (one file)")
-    n.add_argument("kind", help="attack")
+    n = sub.add_parser("new", help="write a template for a new plugin (one file): "
+                       "attack, fault, protection, ...")
+    n.add_argument("kind", help="the plugin kind: attack, fault, protection (any kind a pillar "
+                   "declares a template for)")
     n.add_argument("name")
     n.add_argument("--out", metavar="FILE")
     n.set_defaults(func=cmd_new)

@@ -96,7 +96,7 @@ def test_native_pgd_within_interval_of_art_pgd(setup, norm: str, eps: float) -> 
     )
     lo, hi = clopper_pearson_interval(k_art, n)
     assert lo <= native.robust_accuracy <= hi, (native.robust_accuracy, k_art / n)
-    nlo, nhi = native.interval()
+    nlo, nhi = native.estimate().ci
     assert nlo <= k_art / n <= nhi
     # a meaningful comparison: the attack does something on this model
     assert native.robust_accuracy < native.clean_accuracy - 0.1

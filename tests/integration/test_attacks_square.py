@@ -58,7 +58,7 @@ def test_native_square_as_strong_as_art(digits) -> None:
     native = evaluate_attack(attacks.SquareAttack(eps=0.1, max_iter=queries), model, x, y)
     # ART's max_iter counts the iterations after its initial query
     art = evaluate_attack(attacks.ARTSquareAttack(eps=0.1, max_iter=queries - 1), model, x, y)
-    _lo, hi = art.interval()
+    _lo, hi = art.estimate().ci
     assert native.robust_accuracy <= hi, (native.robust_accuracy, art.robust_accuracy)
     assert native.robust_accuracy < native.clean_accuracy - 0.15
     assert art.attack == "square-art" and native.attack == "square"

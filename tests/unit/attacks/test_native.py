@@ -34,14 +34,14 @@ def test_clean_accuracy_band(evals) -> None:
 
 def test_iterative_at_least_as_strong_as_single_step(evals) -> None:
     for single, it in [("fgsm", "pgd"), ("fgm-l2", "pgd-l2")]:
-        _lo, hi = evals[single].interval()
+        _lo, hi = evals[single].estimate().ci
         assert evals[it].robust_accuracy <= hi
     # and strictly useful here: the undefended model loses accuracy under attack
     assert evals["pgd"].robust_accuracy < evals["pgd"].clean_accuracy - 0.2
 
 
 def test_apgd_in_band_of_pgd(evals) -> None:
-    _lo, hi = evals["pgd"].interval()
+    _lo, hi = evals["pgd"].estimate().ci
     for k in ("apgd-ce", "apgd-dlr"):
         assert evals[k].robust_accuracy <= hi
     k, _n = worst_case([evals["pgd"], evals["apgd-ce"], evals["apgd-dlr"]])
@@ -54,7 +54,7 @@ def test_large_eps_breaks_an_undefended_model(evals) -> None:
 
 def test_early_stop_saves_passes_without_weakening(evals) -> None:
     es, full = evals["pgd"], evals["pgd-noes"]
-    lo, hi = full.interval()
+    lo, hi = full.estimate().ci
     assert lo <= es.robust_accuracy <= hi
     assert es.stats.backward_samples < full.stats.backward_samples
     assert full.passes_per_sample["backward"] == pytest.approx(10 * full.clean_accuracy, abs=0.01)
@@ -110,7 +110,7 @@ def test_cuda_graph_path_matches_eager(digits_model) -> None:
         xc, yc = x.cuda(), y.cuda()
         g = evaluate_attack(attacks.PGD(eps=0.1, steps=10), m, xc, yc, seed=0)
         e = evaluate_attack(attacks.PGD(eps=0.1, steps=10, cuda_graph=False), m, xc, yc, seed=0)
-        lo, hi = e.interval()
+        lo, hi = e.estimate().ci
         assert lo <= g.robust_accuracy <= hi
         assert float(g.perturbation_linf.max()) <= 0.1 + 1e-6
     finally:

@@ -226,7 +226,7 @@ def test_finds_adversarial_examples_on_a_trained_cnn(digits_model) -> None:
     assert sq_linf.robust_accuracy <= 0.66
     assert sq_l2.robust_accuracy <= 0.79
     assert sq_linf.robust_accuracy < sq_linf.clean_accuracy - 0.25
-    lo, _hi = pgd.interval()
+    lo, _hi = pgd.estimate().ci
     assert sq_linf.robust_accuracy >= lo
     assert float(sq_linf.perturbation_linf.max()) <= 0.1 + 1e-6
     assert float(sq_l2.perturbation_l2.max()) <= 0.5 * (1 + 1e-5)

@@ -39,7 +39,7 @@ def test_template_is_a_working_plugin(tmp_path, digits_model) -> None:
         model, x, y = digits_model
         mi = evaluate_attack(cls(eps=0.1, steps=5), model, x, y)
         fg = evaluate_attack(attacks.FGSM(eps=0.1), model, x, y)
-        assert mi.robust_accuracy <= fg.interval()[1]
+        assert mi.robust_accuracy <= fg.estimate().ci[1]
         assert float(mi.perturbation_linf.max()) <= 0.1 + 1e-6
         res = cls(eps=0.5, norm="l2", steps=3)(model, x[:10], y[:10])
         assert bool((lp_norms(res.x_adv - x[:10], "l2") <= 0.5 + 1e-5).all())
