@@ -51,7 +51,6 @@ from trustbench.attacks.evaluate import (
 from trustbench.attacks.fgsm import FGSM, FGSMParams
 from trustbench.attacks.pgd import PGD, PGDParams
 from trustbench.attacks.square import SquareAttack, SquareParams
-
 from trustbench.registry import Pillar, import_submodules
 
 #: What the robustness pillar brings to the harness (found through ``trustbench.pillars``).

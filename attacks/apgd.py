@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
 from trustbench.attacks.base import (
     AttackContext,
     AttackError,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
 from trustbench.attacks.base import AttackContext, AttackError, AttackParams, EvasionAttack
 from trustbench.attacks.profiles import SuitePlan
 

@@ -15,6 +15,10 @@ subclass did:
 
 A new attack is one subclass with a ``name`` (it registers itself under the kind ``attack``), a
 ``Params`` dataclass and a ``perturb`` method; see ``docs/extending.md``.
+
+One concern earns this module its length: the template method and the guarantees it enforces
+(the model views it runs on live in :mod:`.model_views`, the eps-ball geometry in
+:mod:`.geometry`).
 """
 
 from __future__ import annotations
@@ -22,15 +26,24 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from trustbench.attacks.profiles import SuitePlan
 
+from trustbench.attacks.geometry import lp_norms, per_sample, project
+from trustbench.attacks.model_views import (
+    ChannelsLastModel,
+    CountedModel,
+    ForwardGraph,
+    frozen_eval,
+    model_device,
+    state_checksum,
+    state_versions,
+)
+from trustbench.attacks.profiles import SuitePlan
 from trustbench.errors import BenchError, ConfigError, DataError, ModelError
 from trustbench.registry import Plugin
 
@@ -150,90 +163,6 @@ class AttackContext:
         return t if r is None else t.clamp(r[0], r[1])
 
 
-class _Counted(nn.Module):
-    """Counts forward calls/samples, and backward passes through the output (via a hook)."""
-
-    def __init__(self, model: nn.Module, stats: AttackStats) -> None:
-        super().__init__()
-        self.inner = model
-        self.stats = stats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inner(x)
-        n = int(x.shape[0])
-        self.stats.forward_calls += 1
-        self.stats.forward_samples += n
-        if out.requires_grad:
-            stats = self.stats
-
-            def _hook(grad: torch.Tensor) -> None:
-                stats.backward_calls += 1
-                stats.backward_samples += n
-
-            out.register_hook(_hook)
-        return out
-
-
-class _ForwardGraph:
-    """A no-grad forward pass captured in a CUDA graph (static input and output buffers)."""
-
-    def __init__(self, model: nn.Module, x: torch.Tensor) -> None:
-        self.model = model  # strong reference: the cache key's id() stays valid
-        self.x = x.clone()
-        side = torch.cuda.Stream(device=x.device)
-        side.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(side), torch.no_grad():
-            for _ in range(2):
-                model(self.x)
-        torch.cuda.current_stream(x.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.no_grad():
-            self.out = model(self.x)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.x.copy_(x)
-        self.graph.replay()
-        return self.out.clone()
-
-
-class _ChannelsLast(nn.Module):
-    """The model evaluated with channels-last copies of its 4-D weights (CPU fast path).
-
-    oneDNN's convolution backward is 2-3x faster in the channels-last layout on the CPU; the
-    model itself is not touched (``torch.func.functional_call`` swaps in the copies).
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.inner = model
-        self.state = {
-            k: (
-                torch.empty_like(v, memory_format=torch.channels_last).copy_(v)
-                if v.dim() == 4
-                else v
-            )
-            for k, v in [*model.named_parameters(), *model.named_buffers()]
-        }
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from torch.func import functional_call
-
-        return functional_call(self.inner, self.state, (x,))
-
-
-def lp_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-sample L-inf or L2 norm of ``delta`` (first dimension is the batch)."""
-    flat = delta.reshape(delta.shape[0], -1)
-    if norm == "linf":
-        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
-    return flat.norm(p=2, dim=1)
-
-
-def per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` per-sample values reshaped to broadcast against ``like`` (``(N, ...)``)."""
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
-
-
 def restart_on_robust(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -254,85 +183,6 @@ def restart_on_robust(
         out[idx] = adv
         robust[idx[fooled]] = False
     return out
-
-
-def project(
-    x_adv: torch.Tensor,
-    x: torch.Tensor,
-    eps: float | torch.Tensor,
-    norm: str,
-    input_range: tuple[float, float] | None = (0.0, 1.0),
-) -> torch.Tensor:
-    """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x``, then clip.
-
-    Clipping after the L2 projection cannot leave the ball: ``x`` is inside the box, so clipping
-    only shrinks each coordinate of the perturbation.
-    """
-    delta = x_adv - x
-    if norm == "linf":
-        if isinstance(eps, torch.Tensor):
-            e = per_sample(eps, x)
-            delta = torch.maximum(torch.minimum(delta, e), -e)
-        elif math.isfinite(eps):
-            delta = delta.clamp(-eps, eps)
-    else:
-        if isinstance(eps, torch.Tensor) or math.isfinite(eps):
-            n = lp_norms(delta, "l2")
-            e = eps if isinstance(eps, torch.Tensor) else torch.full_like(n, eps)
-            factor = torch.where(n > e, e / n.clamp_min(1e-12), torch.ones_like(n))
-            delta = delta * per_sample(factor, x)
-    out = x + delta
-    if input_range is not None:
-        out = out.clamp(input_range[0], input_range[1])
-    return out
-
-
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return fallback
-
-
-def seeded_generator(model: nn.Module, x: torch.Tensor, device: Any, seed: int
-                     ) -> tuple[torch.device, torch.Generator]:
-    """The device to work on (``device``, else the model's, else the inputs') and a generator
-    on it seeded with ``seed``: one per evaluation run, so runs are reproducible."""
-    dev = torch.device(device) if device is not None else _model_device(model, x.device)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(seed)
-    return dev, gen
-
-
-def _state_versions(model: nn.Module) -> list[int]:
-    return [t._version for t in model.parameters()] + [t._version for t in model.buffers()]
-
-
-def _checksum(model: nn.Module) -> list[torch.Tensor]:
-    with torch.no_grad():
-        return [t.detach().double().sum() for t in [*model.parameters(), *model.buffers()]]
-
-
-@contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode with ``requires_grad`` off on every parameter; both restored afterwards.
-
-    Freezing means a backward pass computes the input gradient only and saves no activations
-    for weight gradients.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, rg in flags:
-            p.requires_grad_(rg)
-        for m, tr in modes:
-            m.training = tr
 
 
 class EvasionAttack(Plugin, kind="attack"):
@@ -412,7 +262,7 @@ class EvasionAttack(Plugin, kind="attack"):
             params = replace(params, eps=eps)
         self.params = params
         self.debug = debug
-        self._forward_graphs: dict[tuple[Any, ...], _ForwardGraph | None] = {}
+        self._forward_graphs: dict[tuple[Any, ...], ForwardGraph | None] = {}
         self._channels_last_ok: dict[int, tuple[nn.Module, bool]] = {}
         self._validate_params()
 
@@ -509,9 +359,9 @@ class EvasionAttack(Plugin, kind="attack"):
             generator.manual_seed(0 if seed is None else seed)
         stats = AttackStats()
         t0 = time.perf_counter()
-        versions = _state_versions(model)
+        versions = state_versions(model)
         x_version = x._version
-        sums = _checksum(model) if self.debug else None
+        sums = state_checksum(model) if self.debug else None
         x_in = x.detach()
         y = y.detach()
         with frozen_eval(model):
@@ -520,7 +370,7 @@ class EvasionAttack(Plugin, kind="attack"):
             self._check_values(x_in, y, clean_logits.shape[1], input_range)
             if self.white_box and len(x_in) and self.params.eps > 0:
                 self._check_differentiable(model, x_in)
-            counted = _Counted(self._fast_model(model, x_in, clean_logits, stats), stats)
+            counted = CountedModel(self._fast_model(model, x_in, clean_logits, stats), stats)
             ctx = AttackContext(input_range, generator, clean_logits, stats, model)
             if len(x_in) and self.params.eps > 0:
                 x_adv = self.perturb(counted, x_in, y, ctx)
@@ -537,8 +387,9 @@ class EvasionAttack(Plugin, kind="attack"):
                 x_adv, adv_logits = x_in.clone(), clean_logits
         if x._version != x_version:
             raise AttackError(f"attack {self.name!r} modified its input tensor in place")
-        if _state_versions(model) != versions or (
-            sums is not None and any(not torch.equal(a, b) for a, b in zip(sums, _checksum(model)))
+        if state_versions(model) != versions or (
+            sums is not None
+            and any(not torch.equal(a, b) for a, b in zip(sums, state_checksum(model)))
         ):
             raise AttackError(f"attack {self.name!r} modified the model's parameters or buffers")
         if x.device.type == "cuda":
@@ -567,7 +418,7 @@ class EvasionAttack(Plugin, kind="attack"):
         if known is not None and not known[1]:
             return model
         try:
-            fast = _ChannelsLast(model)
+            fast = ChannelsLastModel(model)
             if known is None:  # verify once per model: same logits as the model itself
                 with torch.no_grad():
                     test = fast(x)
@@ -592,7 +443,7 @@ class EvasionAttack(Plugin, kind="attack"):
                 while len(self._forward_graphs) >= 4:  # bound the private memory pools
                     self._forward_graphs.pop(next(iter(self._forward_graphs)))
                 try:
-                    self._forward_graphs[key] = _ForwardGraph(model, x)
+                    self._forward_graphs[key] = ForwardGraph(model, x)
                 except RuntimeError:  # not capturable (host syncs, dynamic control flow)
                     self._forward_graphs[key] = None
             g = self._forward_graphs[key]
@@ -632,7 +483,7 @@ class EvasionAttack(Plugin, kind="attack"):
                 f"({x.shape[0]},), got {getattr(y, 'dtype', type(y))} "
                 f"{tuple(getattr(y, 'shape', ()))}"
             )
-        device = _model_device(model, x.device)
+        device = model_device(model, x.device)
         if x.device != device or y.device != device:
             raise DataError(
                 f"attack {self.name!r}: inputs on {x.device} and labels on {y.device}, but the "

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from trustbench.attacks.base import frozen_eval, lp_norms
+
+from trustbench.attacks.geometry import lp_norms
 from trustbench.attacks.losses import margin_loss
+from trustbench.attacks.model_views import frozen_eval
 
 __all__ = [
     "CheckResult",

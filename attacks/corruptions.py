@@ -308,9 +308,8 @@ def evaluate_corruptions(
     """Accuracy of ``model`` on ``(x, y)`` under each registered corruption and severity."""
     import time
 
-    from trustbench.attacks.base import frozen_eval, seeded_generator
-
     from trustbench import registry
+    from trustbench.attacks.model_views import frozen_eval, seeded_generator
 
     t0 = time.perf_counter()
     all_c = registry.all_plugins("corruption")

@@ -15,14 +15,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from trustbench.attacks.base import (
-    AttackStats,
-    EvasionAttack,
-    frozen_eval,
-    lp_norms,
-    seeded_generator,
-)
 
+from trustbench.attacks.base import AttackStats, EvasionAttack
+from trustbench.attacks.geometry import lp_norms
+from trustbench.attacks.model_views import frozen_eval, seeded_generator
 from trustbench.errors import ConfigError, DataError, ModelError
 from trustbench.stats import Estimate, proportion
 

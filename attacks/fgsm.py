@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
 from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, lp_norms, project
 from trustbench.attacks.losses import ce_loss
 from trustbench.attacks.profiles import SuitePlan

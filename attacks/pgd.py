@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, project
 from trustbench.attacks.fgsm import gradient_step
 from trustbench.attacks.profiles import SuitePlan

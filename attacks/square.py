@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 from torch import nn
+
 from trustbench.attacks.base import (
     AttackContext,
     AttackError,

@@ -375,7 +375,8 @@ def main() -> None:
                 p.requires_grad_(f)
 
     fns["limit"] = frozen_limit
-    from trustbench.attacks.base import AttackStats, frozen_eval
+    from trustbench.attacks.base import AttackStats
+    from trustbench.attacks.model_views import frozen_eval
 
     def one_forward() -> Any:  # the clean / verification pass as the base class runs it
         with frozen_eval(model):

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 import torch
-from trustbench.attacks import checks, profiles
-from trustbench.attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at
 
 from trustbench import attacks, registry
+from trustbench.attacks import checks, profiles
+from trustbench.attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at
 from trustbench.stats import clopper_pearson_interval
 
 NORMS = ("linf", "l2")

@@ -18,9 +18,14 @@ from trustbench.errors import BenchError
 
 
 def _suites_dir() -> Path:
-    from trustbench import suites
+    # located, not imported: the suites import the pillars, the CLI only runs them through pytest
+    import importlib.util
 
-    return Path(suites.__file__).parent
+    spec = importlib.util.find_spec("trustbench.suites")
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError("the benchmark suites (trustbench.suites) are not installed; "
+                         "reinstall trustbench")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:

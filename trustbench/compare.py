@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from trustbench.errors import ConfigError, ScorecardError
-from trustbench.report import _md_escape, _md_inline, _Span, format_estimate
+from trustbench.report.document import Span
+from trustbench.report.formatting import format_estimate
+from trustbench.report.markdown import md_escape, md_inline
 from trustbench.scorecard import Metric, Scorecard, load, score_mismatches
 
 __all__ = ["ATOL", "RTOL", "CompareResult", "MetricRow", "PillarRow", "compare", "format_compare"]
@@ -361,14 +363,14 @@ def compare(
 
 
 def _md(text: Any) -> str:
-    return _md_escape("" if text is None else str(text))
+    return md_escape("" if text is None else str(text))
 
 
 def _cell(m: Metric | None) -> str:
     if m is None:
         return "—"
     if m.shape == "scalar":
-        return _md_escape(format_estimate(m.value, m.ci), keep="[]")
+        return md_escape(format_estimate(m.value, m.ci), keep="[]")
     v = m.value
     if m.shape == "series":
         return f"series, {len(v.get('x') or [])} points"
@@ -443,7 +445,7 @@ def format_compare(result: CompareResult) -> str:
                 text += " ≠"
             cells.append(text)
         better = {True: "↑", False: "↓"}.get(row.higher_is_better, "")  # type: ignore[arg-type]
-        name = _md_inline([_Span(row.key, "code")])
+        name = md_inline([Span(row.key, "code")])
         unit = _md(row.unit) + (f" ({_md(row.note)})" if row.note else "")
         hw = "hw" if row.hardware_dependent else ""
         out.append(f"| {name} | {unit} | {better} | {hw} | " + " | ".join(cells) + " |")

@@ -17,6 +17,9 @@ Everything is plain NumPy / the standard library; SciPy is imported inside the t
 need a distribution quantile it alone provides (Clopper-Pearson, Student t), so ``import
 trustbench.stats`` stays cheap. Bad input raises :class:`StatsError`, a :class:`BenchError` that is
 also a :class:`ValueError`.
+
+One concern earns this module its length: the statistics every pillar's numbers rest on, in
+one place so that each interval is implemented (and checked against a reference) once.
 """
 
 from __future__ import annotations

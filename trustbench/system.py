@@ -17,6 +17,9 @@ absent or a driver that does not answer gives ``None`` for that field, never an 
 touches the network. torch is imported only when the run's device is a GPU ("cuda...", "mps") or
 when torch is already imported; NVML (``pynvml``) only when an NVIDIA GPU is used. Files are read
 under ``root`` so tests can pass a fake ``/proc`` / ``/etc`` tree.
+
+One concern earns this module its length: describing the system a scorecard was measured on
+(accelerators, host, Jetson boards, software), each probe with its fallbacks.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from trustbench import attacks, registry
 from trustbench.attacks import checks
 from trustbench.attacks.art_adapters import seeded_art
 from trustbench.attacks.corruptions import evaluate_corruptions
-
-from trustbench import attacks, registry
 from trustbench.errors import BenchError, ConfigError, DataError, ModelError
 
 

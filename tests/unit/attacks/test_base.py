@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, lp_norms, project
-from trustbench.attacks.evaluate import ensure_deterministic, evaluate_attack
 
 from trustbench import attacks, registry
+from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, lp_norms, project
+from trustbench.attacks.evaluate import ensure_deterministic, evaluate_attack
 from trustbench.errors import DataError, ModelError
 
 

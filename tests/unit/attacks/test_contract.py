@@ -14,9 +14,9 @@ import math
 import pytest
 import torch
 from torch import nn
-from trustbench.attacks.base import AttackResult, EvasionAttack, lp_norms
 
 from trustbench import attacks, registry
+from trustbench.attacks.base import AttackResult, EvasionAttack, lp_norms
 
 #: Small budgets so that every attack runs in well under a second on a tiny model.
 FAST = {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trustbench.attacks.corruptions import evaluate_corruptions
 
 from trustbench import (
     attacks,  # noqa: F401
     registry,
 )
+from trustbench.attacks.corruptions import evaluate_corruptions
 from trustbench.errors import ConfigError, DataError
 
 NAMES = sorted(registry.all_plugins("corruption"))

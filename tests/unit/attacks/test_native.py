@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trustbench.attacks.evaluate import evaluate_attack, robust_accuracy_at, worst_case
-from trustbench.attacks.losses import dlr_loss, margin_loss
 
 from trustbench import attacks
+from trustbench.attacks.evaluate import evaluate_attack, robust_accuracy_at, worst_case
+from trustbench.attacks.losses import dlr_loss, margin_loss
 
 
 @pytest.fixture(scope="module")

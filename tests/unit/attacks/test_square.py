@@ -11,11 +11,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from trustbench import attacks, registry
 from trustbench.attacks.base import AttackContext, lp_norms
 from trustbench.attacks.evaluate import evaluate_attack
 from trustbench.attacks.square import SquareAttack, p_selection, pseudo_gaussian_window
-
-from trustbench import attacks, registry
 
 
 class _RawSquare(SquareAttack):

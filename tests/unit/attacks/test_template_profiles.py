@@ -8,12 +8,12 @@ import sys
 
 import pytest
 import torch
+
+from trustbench import attacks, registry
 from trustbench.attacks import profiles
 from trustbench.attacks.base import lp_norms
 from trustbench.attacks.evaluate import evaluate_attack
 from trustbench.attacks.template import render_attack_template
-
-from trustbench import attacks, registry
 from trustbench.errors import ConfigError
 
 
