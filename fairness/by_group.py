@@ -21,23 +21,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from trustbench.fairness.bootstrap import bootstrap_group_sums, percentile_interval, safe_divide
+from trustbench.fairness.bootstrap import (
+    bootstrap_group_sums,
+    percentile_estimate,
+    percentile_interval,
+    safe_divide,
+)
 from trustbench.fairness.errors import FairnessError
 from trustbench.fairness.groups import Grouping, SensitiveGroups, build_groups
+from trustbench.fairness.labels import as_label_array
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from trustbench.stats import Estimate
+
 
 @dataclass
 class GroupValue:
-    """One row of a :class:`GroupTable`."""
+    """One row of a :class:`GroupTable`.
+
+    ``estimate`` is ``value`` with its percentile bootstrap interval (``n``: the group's
+    rows), None without resamples.
+    """
 
     group: str
     value: float | None
-    ci: tuple[float, float] | None
+    estimate: Estimate | None
     n: int
     small: bool = False
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        """The interval of ``estimate``, None without one."""
+        return self.estimate.ci if self.estimate is not None else None
 
 
 @dataclass
@@ -52,8 +69,9 @@ class GroupTable:
         Grouping key (``"colour"`` or ``"colour-sex"``).
     rows
         One :class:`GroupValue` per group, sorted by group label.
-    gap, gap_ci
-        Highest minus lowest group mean, and its bootstrap interval.
+    gap, gap_estimate
+        Highest minus lowest group mean, and the same with its bootstrap interval (``n``: all
+        rows; None without resamples or with one group). ``gap_ci`` reads the interval.
     worst_group
         Group with the lowest mean among groups of at least ``min_group_size`` rows
         (``higher_is_better``) or the highest (otherwise).
@@ -66,13 +84,18 @@ class GroupTable:
     features: tuple[str, ...]
     rows: list[GroupValue]
     gap: float | None
-    gap_ci: tuple[float, float] | None
+    gap_estimate: Estimate | None
     worst_group: str | None
     n: int
     min_group_size: int
     n_boot: int
     confidence: float
     small_groups: list[str] = field(default_factory=list)
+
+    @property
+    def gap_ci(self) -> tuple[float, float] | None:
+        """The interval of ``gap_estimate``, None without one."""
+        return self.gap_estimate.ci if self.gap_estimate is not None else None
 
     def to_value(self) -> dict[str, Any]:
         """The scorecard table shape: ``{"rows": [{"group", "value", "ci", "n"}, ...]}``."""
@@ -81,7 +104,7 @@ class GroupTable:
             row: dict[str, Any] = {
                 "group": r.group,
                 "value": r.value,
-                "ci": list(r.ci) if r.ci is not None else None,
+                "ci": list(r.estimate.ci) if r.estimate is not None else None,
                 "n": r.n,
             }
             if r.small:
@@ -156,9 +179,16 @@ def _table_for(
             gap_b = np.fmax.reduce(boot_means, axis=1) - np.fmin.reduce(boot_means, axis=1)
             gap_ci = percentile_interval(gap_b, confidence)[0]
     rows = [
-        GroupValue(g, float(means[j]), cis[j], int(sizes[j]), bool(small[j]))
+        GroupValue(
+            group=g,
+            value=float(means[j]),
+            estimate=percentile_estimate(float(means[j]), cis[j], int(sizes[j]), confidence),
+            n=int(sizes[j]),
+            small=bool(small[j]),
+        )
         for j, g in enumerate(grouping.groups)
     ]
+    gap = float(means.max() - means.min()) if ng >= 2 else None
     trusted = [r for r in rows if not r.small] or rows
     worst = (min if higher_is_better else max)(trusted, key=lambda r: float(r.value or 0.0)).group
     return GroupTable(
@@ -166,8 +196,8 @@ def _table_for(
         grouping=grouping.key,
         features=grouping.features,
         rows=rows,
-        gap=float(means.max() - means.min()) if ng >= 2 else None,
-        gap_ci=gap_ci,
+        gap=gap,
+        gap_estimate=percentile_estimate(gap, gap_ci, len(vals), confidence),
         worst_group=worst,
         n=len(vals),
         min_group_size=min_group_size,
@@ -298,7 +328,6 @@ def accuracy_by_group(
     ``"accuracy"``).
     """
     import numpy as np
-    from trustbench.fairness.metrics import as_label_array
 
     yt = as_label_array(y_true, "y_true")
     yp = as_label_array(y_pred, "y_pred")

@@ -20,13 +20,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from trustbench.fairness.bootstrap import bootstrap_cell_counts, percentile_interval
+from trustbench.fairness.bootstrap import (
+    PAIRED_PERCENTILE_BOOTSTRAP,
+    bootstrap_cell_counts,
+    percentile_estimate,
+    percentile_interval,
+)
+from trustbench.fairness.disparities import disparity_statistics
 from trustbench.fairness.errors import FairnessError
 from trustbench.fairness.groups import build_groups
-from trustbench.fairness.metrics import as_label_array, disparity_statistics, rates_from_counts
+from trustbench.fairness.labels import as_label_array
+from trustbench.fairness.rates import rates_from_counts
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from trustbench.stats import Estimate
 
 #: Constraint -> the disparity it targets.
 CONSTRAINTS = {
@@ -49,12 +58,15 @@ class MitigationResult:
         The targeted disparity (``equalized_odds_difference`` ...).
     before, after
         Its value with the model's own predictions and with the mitigated ones.
-    reduction, reduction_ci
-        ``before - after`` (positive: fairer) and its paired bootstrap interval.
+    reduction, reduction_estimate
+        ``before - after`` (positive: fairer), and the same with its paired percentile
+        bootstrap interval (``n``: the evaluation rows; None without resamples).
+        ``reduction_ci`` reads the interval.
     accuracy_before, accuracy_after
         Accuracy on the evaluation rows.
-    accuracy_cost, accuracy_cost_ci
-        ``accuracy_before - accuracy_after`` (positive: accuracy lost) and its interval.
+    accuracy_cost, accuracy_cost_estimate
+        ``accuracy_before - accuracy_after`` (positive: accuracy lost), and the same with its
+        interval; ``accuracy_cost_ci`` reads the interval.
     disparities_after
         Every disparity of the mitigated predictions.
     fit_on
@@ -69,11 +81,11 @@ class MitigationResult:
     before: float | None
     after: float | None
     reduction: float | None
-    reduction_ci: tuple[float, float] | None
+    reduction_estimate: Estimate | None
     accuracy_before: float
     accuracy_after: float
     accuracy_cost: float
-    accuracy_cost_ci: tuple[float, float] | None
+    accuracy_cost_estimate: Estimate | None
     disparities_after: dict[str, float | None]
     fit_on: str
     n_fit: int
@@ -81,6 +93,18 @@ class MitigationResult:
     #: Groups the thresholds could not be fitted for (too few rows, one label only) -> why;
     #: their rows keep the model's own decisions.
     groups_left_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reduction_ci(self) -> tuple[float, float] | None:
+        """The interval of ``reduction_estimate``, None without one."""
+        e = self.reduction_estimate
+        return e.ci if e is not None else None
+
+    @property
+    def accuracy_cost_ci(self) -> tuple[float, float] | None:
+        """The interval of ``accuracy_cost_estimate``, None without one."""
+        e = self.accuracy_cost_estimate
+        return e.ci if e is not None else None
 
 
 def _score_estimator() -> Any:
@@ -306,18 +330,28 @@ def _measure(
     def fin(v: float) -> float | None:
         return v if np.isfinite(v) else None
 
+    # Whether a disparity is defined depends on the labels alone (which groups have positives,
+    # negatives, rows), never on the predictions, and every resample draws from the same rows:
+    # an undefined reduction has no interval either, so nothing is lost by keeping intervals
+    # only with defined values.
+    reduction = fin(vb - va)
+    cost = acc_b - acc_a
     return MitigationResult(
         constraint=constraint,
         grouping=key,
         disparity=name,
         before=fin(vb),
         after=fin(va),
-        reduction=fin(vb - va),
-        reduction_ci=red_ci,
+        reduction=reduction,
+        reduction_estimate=percentile_estimate(
+            reduction, red_ci, len(y), confidence, PAIRED_PERCENTILE_BOOTSTRAP
+        ),
         accuracy_before=acc_b,
         accuracy_after=acc_a,
-        accuracy_cost=acc_b - acc_a,
-        accuracy_cost_ci=cost_ci,
+        accuracy_cost=cost,
+        accuracy_cost_estimate=percentile_estimate(
+            cost, cost_ci, len(y), confidence, PAIRED_PERCENTILE_BOOTSTRAP
+        ),
         disparities_after={m: fin(float(v[0])) for m, v in d_after.items()},
         fit_on=fit_on,
         n_fit=n_fit,

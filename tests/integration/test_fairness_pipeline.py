@@ -47,6 +47,7 @@ def tiny_task():
 
 def test_tiny_model_audit_equals_fairlearn(tiny_task):
     import fairlearn.metrics as flm
+
     from trustbench.fairness import evaluate_fairness
 
     t = tiny_task

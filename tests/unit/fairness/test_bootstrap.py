@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from trustbench.fairness.bootstrap import (
     bootstrap_cell_counts,
     bootstrap_group_sums,
@@ -12,7 +13,7 @@ from trustbench.fairness.bootstrap import (
     resample_indices,
     safe_divide,
 )
-from trustbench.fairness.metrics import rates_from_counts
+from trustbench.fairness.rates import rates_from_counts
 
 
 def test_resamples_are_pandas_sample_with_fairlearn_seeds():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from trustbench.fairness.by_group import accuracy_by_group, metric_by_each_group, metric_by_group
 from trustbench.fairness.errors import FairnessError
 from trustbench.fairness.groups import build_groups
-
 from trustbench.scorecard import Metric
 
 
@@ -20,7 +20,10 @@ def test_means_equal_groupby_and_table_shape(biased):
     for r in t.rows:
         assert r.value == pytest.approx(expected[r.group], abs=1e-12)
         assert r.ci[0] <= r.value <= r.ci[1]
+        assert (r.estimate.value, r.estimate.n, r.estimate.method) == (
+            r.value, r.n, "percentile bootstrap")
     assert t.gap == pytest.approx(abs(expected["A"] - expected["B"]))
+    assert (t.gap_estimate.value, t.gap_estimate.ci, t.gap_estimate.n) == (t.gap, t.gap_ci, t.n)
     assert t.worst_group == expected.idxmin()
     m = Metric(pillar="robustness", name="robust_accuracy_by_group.colour", value=t.to_value(),
                unit="fraction", params=t.params())
@@ -31,6 +34,7 @@ def test_intersection_default_and_each_group(biased):
     y, pred, sens = biased
     t = metric_by_group((y == pred).astype(float), sens, n_boot=0)
     assert t.grouping == "colour-sex" and len(t.rows) == 4 and t.rows[0].ci is None
+    assert t.rows[0].estimate is None and t.gap_estimate is None and t.params()["gap_ci"] is None
     each = metric_by_each_group(y == pred, sens, n_boot=0)
     assert list(each) == ["colour", "sex", "colour-sex"]
     sg = build_groups(sens)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from trustbench.fairness.errors import SensitiveColumnError
-from trustbench.fairness.groups import MISSING_GROUP, build_groups, metric_key
 
 from trustbench.errors import BenchError
+from trustbench.fairness.errors import SensitiveColumnError
+from trustbench.fairness.groups import MISSING_GROUP, build_groups, metric_key
 
 
 def test_each_feature_and_full_intersection():

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from trustbench.fairness.errors import FairnessError
 from trustbench.fairness.metrics import evaluate_fairness
-
 from trustbench.scorecard import value_shape
 
 from .conftest import make_biased
@@ -76,6 +76,47 @@ def test_bias_is_found_with_intervals(biased):
     assert w.value <= r.overall["accuracy"] and w.ci[0] <= w.value <= w.ci[1]
 
 
+def test_values_with_intervals_are_estimates(biased):
+    from trustbench.stats import Estimate
+
+    y, pred, sens = biased
+    r = evaluate_fairness(y, pred, sens, n_boot=40, seed=2, confidence=0.9)
+    dp = r.headline["demographic_parity_difference"]
+    assert isinstance(dp.estimate, Estimate)
+    assert (dp.estimate.value, dp.estimate.ci, dp.estimate.n) == (dp.value, dp.ci, r.n)
+    assert (dp.estimate.method, dp.estimate.confidence) == ("percentile bootstrap", 0.9)
+    g = r.grouping("colour").stats("B")
+    est = g.estimates["selection_rate"]
+    assert (est.value, est.ci, est.n, est.method) == (
+        g.values["selection_rate"], g.ci["selection_rate"], g.n, "percentile bootstrap")
+    assert set(g.ci) == set(g.values)
+    row = r.grouping("colour").table("selection_rate")["rows"][1]
+    assert row == {"group": "B", "value": est.value, "ci": list(est.ci), "n": g.n}
+    w = r.worst_group_accuracy
+    assert (w.estimate.value, w.estimate.ci, w.estimate.n) == (w.value, w.ci, w.n)
+    # no resamples: values without intervals, so no estimates
+    r0 = evaluate_fairness(y, pred, sens, n_boot=0)
+    assert r0.headline["accuracy_gap"].estimate is None and r0.headline["accuracy_gap"].ci is None
+    assert all(not s.estimates for g in r0.groupings for s in g.groups)
+    assert r0.worst_group_accuracy.estimate is None
+
+
+def test_names_stay_importable_from_the_old_module_path():
+    import trustbench.fairness as package
+    from trustbench.fairness import metrics, results
+
+    for name in ("FairnessReport", "Disparity", "GroupStats", "GroupingResult", "WorstGroup",
+                 "RATIO_DISPARITIES"):
+        assert getattr(metrics, name) is getattr(results, name) is getattr(package, name)
+    from trustbench.fairness.disparities import disparity_statistics
+    from trustbench.fairness.labels import as_label_array
+    from trustbench.fairness.rates import rates_from_counts
+
+    assert metrics.rates_from_counts is rates_from_counts
+    assert metrics.disparity_statistics is disparity_statistics
+    assert metrics.as_label_array is as_label_array
+
+
 def test_seeded_and_reproducible(biased):
     y, pred, sens = biased
     a = evaluate_fairness(y, pred, sens, n_boot=30, seed=5).headline
@@ -93,7 +134,7 @@ def test_group_without_positives_is_undefined_not_zero():
     assert b.values["true_positive_rate"] is None
     assert b.values["false_negative_rate"] is None
     assert "no positive labels" in b.undefined["true_positive_rate"]
-    assert b.ci["true_positive_rate"] is None
+    assert b.ci["true_positive_rate"] is None and "true_positive_rate" not in b.estimates
     assert b.values["false_positive_rate"] == 0.5
     eod = r.grouping("g").disparities["equal_opportunity_difference"]
     assert eod.value is None and "b" in eod.excluded

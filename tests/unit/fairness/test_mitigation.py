@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from trustbench.fairness.errors import FairnessError
 from trustbench.fairness.mitigation import threshold_optimizer_tradeoff
 
@@ -29,6 +30,9 @@ def test_mitigation_reduces_the_targeted_disparity():
         assert r.after < r.before / 3
         assert r.reduction == pytest.approx(r.before - r.after)
         assert r.reduction_ci[0] <= r.reduction <= r.reduction_ci[1] and r.reduction_ci[0] > 0
+        for est, value in ((r.reduction_estimate, r.reduction),
+                           (r.accuracy_cost_estimate, r.accuracy_cost)):
+            assert (est.value, est.n, est.method) == (value, 2000, "paired percentile bootstrap")
         assert r.accuracy_cost == pytest.approx(r.accuracy_before - r.accuracy_after)
         lo, hi = r.accuracy_cost_ci
         assert lo <= r.accuracy_cost <= hi
@@ -52,6 +56,7 @@ def test_bad_inputs():
                                              constraints=["demographic_parity"],
                                              columns=["colour"])
     assert res.groups_left_out == {"C": "not in the fitting rows"}
+    assert res.reduction_estimate is None and res.accuracy_cost_ci is None  # n_boot=0
     one_label = sens.copy()
     one_label.loc[:1, "colour"] = "D"
     y1 = y.copy()

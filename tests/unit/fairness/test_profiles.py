@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from trustbench.fairness.profiles import budget
 
 from trustbench.errors import ConfigError
+from trustbench.fairness.profiles import budget
 
 
 def test_profiles_scale_resamples():
