@@ -3,7 +3,8 @@
 The rendered file is a complete, working attack (momentum iterative FGSM, Dong et al. 2018) to
 edit: a module docstring citing the paper, a parameter dataclass, a subclass of
 :class:`.base.EvasionAttack` with ``name``, ``Params`` and ``perturb``, and a runnable
-``>>>`` example. The contract test picks it up as soon as the module is imported.
+``>>>`` example, its suite plan and (empty) contract opt-outs. The contract test and the suite
+pick it up as soon as the module is imported: dropped into attacks/, or through an entry point.
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ momentum iterative FGSM (MI-FGSM) of Dong et al., "Boosting Adversarial Attacks 
 CVPR 2018, https://arxiv.org/abs/1710.06081: iterative signed steps on an accumulated,
 L1-normalised gradient.
 
-Register it by importing this module, or from your package's pyproject.toml:
+Register it in one of two ways, with no other edit:
+
+- in trustbench's tree: drop this file into the ``attacks/`` folder (``trustbench.attacks``
+  imports every module of its package);
+- from your own package: declare it in your pyproject.toml and ``pip install`` the package::
 
     [project.entry-points."trustbench.attacks"]
     {name} = "{module}:{cls}"
+
+Then ``trustbench list`` shows it, the contract test checks it
+(``trustbench.attacks.contract.check_attack({cls}, "linf")``), and ``pytest suites/`` measures it
+in every profile its ``suite`` plan names and takes it into the worst case.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from torch import nn
 
 from trustbench.attacks.base import AttackContext, AttackParams, EvasionAttack, project
 from trustbench.attacks.fgsm import gradient_step
+from trustbench.attacks.profiles import SuitePlan
 
 
 @dataclass
@@ -86,6 +96,11 @@ class {cls}(EvasionAttack):
     name = "{name}"
     Params = {cls}Params
     norms = ("linf", "l2")
+    # How the robustness suite runs it: every profile, each default eps, in the worst case;
+    # per-profile budgets come from the profile's RobustnessBudget fields.
+    suite = SuitePlan(budget={{"steps": "pgd_steps"}})
+    # A check of the contract it cannot keep, with the reason (none here):
+    contract_opt_out: dict[str, str] = {{}}
 
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: AttackContext

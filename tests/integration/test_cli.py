@@ -118,5 +118,9 @@ def test_new_attack_writes_a_working_plugin(tmp_path):
     assert "class MyAttack" in path.read_text()
     again = tb("new", "attack", "my-attack", cwd=tmp_path)
     assert again.returncode == 2 and "not overwriting" in again.stderr
-    res = tb("new", "fault", "x", cwd=tmp_path)
-    assert res.returncode == 2 and "accepted kinds" in res.stderr
+    res = tb("new", "meter", "x", cwd=tmp_path)
+    assert res.returncode == 2 and "accepted kinds are: attack, fault, protection" in res.stderr
+    for kind in ("fault", "protection"):  # the kinds the faults pillar declares templates for
+        res = tb("new", kind, f"my_{kind}", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert f'name = "my_{kind}"' in (tmp_path / f"my_{kind}.py").read_text()
