@@ -173,7 +173,7 @@ def graph_seconds_per_replay(fn, device, reps: int) -> float:
 def forward_ceiling(model, x, reps: int = 20) -> dict:
     """Images/s of a plain forward pass (eager, CUDA graph): strict fp32, and torch's defaults
     (cuDNN convolutions in TF32, as in ANCHORS.md)."""
-    from trustbench.faults.engine import strict_fp32
+    from trustbench.faults.runtime import strict_fp32
 
     out = {}
     bench_flag = torch.backends.cudnn.benchmark
@@ -199,7 +199,7 @@ def forward_ceiling(model, x, reps: int = 20) -> dict:
 def segment_times(model, x, sizes=(256, 1024, 4096), reps: int = 20) -> dict:
     """GPU microseconds per 256 inputs of each segment of the weight-fault chain, replayed as a
     CUDA graph at several batch sizes (strict fp32): what batched faults could save."""
-    from trustbench.faults.engine import strict_fp32
+    from trustbench.faults.runtime import strict_fp32
     from trustbench.faults.segments import linearise
     from trustbench.faults.sites import weight_sites
 
@@ -222,7 +222,8 @@ def segment_times(model, x, sizes=(256, 1024, 4096), reps: int = 20) -> dict:
 def profile_forward(model, x) -> str:
     """Table of the CUDA kernels of one strict-fp32 forward pass (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
-    from trustbench.faults.engine import strict_fp32
+
+    from trustbench.faults.runtime import strict_fp32
 
     with strict_fp32(), torch.no_grad():
         model(x)
@@ -236,12 +237,12 @@ def profile_forward(model, x) -> str:
 
 def phase_times(model, x, y, sites, fm, plan) -> dict:
     """Seconds spent in the engine's phases for one campaign (weights, defaults)."""
-    from trustbench.faults.engine import WeightFaultEngine
+    from trustbench.faults.weight_engine import WeightEngineConfig, WeightFaultEngine
 
     dev = x.device
     sync(dev)
     t0 = time.perf_counter()
-    eng = WeightFaultEngine(model, sites, x, y, batch_size=len(x))
+    eng = WeightFaultEngine(model, sites, x, y, WeightEngineConfig(batch_size=len(x)))
     sync(dev)
     t1 = time.perf_counter()
     starts = np.asarray(eng.start, dtype=np.int64)[plan.site]
@@ -288,12 +289,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from trustbench import faults  # noqa: F401  (registers the fault models)
     from trustbench.faults.campaign import plan_faults
-    from trustbench.faults.engine import strict_fp32
+    from trustbench.faults.runtime import strict_fp32
     from trustbench.faults.segments import MAX_LIVE
     from trustbench.faults.sites import weight_sites
-
-    from trustbench import faults  # noqa: F401  (registers the fault models)
 
     device = torch.device(args.device)
     model, shape = build(args.model)
@@ -417,7 +417,7 @@ def main() -> None:
                         row[key]["speedup_vs_pytorchfi"] = (args.faults / t_o) / row[
                             "pytorchfi"]["inj_per_s"]
                 if args.explore:  # groups only where more than the head follows the segment
-                    from trustbench.faults.engine import WeightFaultEngine
+                    from trustbench.faults.weight_engine import WeightFaultEngine
 
                     plain = WeightFaultEngine._groupable
 

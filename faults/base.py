@@ -9,7 +9,11 @@ steps, so that the engine can keep every injection a reversible XOR:
    into the XOR mask that is applied, and later applied again to undo the fault.
 
 A new fault model is one file: subclass :class:`FaultModel`, set ``name``, declare ``Params``
-(a dataclass) and override those two methods (see :mod:`trustbench.faults.bitflip`).
+(a dataclass) and override those two methods (see :mod:`trustbench.faults.bitflip`). Its class
+attributes say where the faults suite runs it (``profiles``, ``order``), whether every fault
+changes the word (``always_changes``) and which contract checks do not apply to it, with the
+reason (``contract_opt_out``, see :mod:`trustbench.faults.contract`). ``trustbench new fault
+NAME`` writes such a file (:mod:`trustbench.faults.template`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
 from trustbench.faults.bits import BitLayout
 from trustbench.faults.errors import FaultError
-
+from trustbench.faults.profiles import PROFILES
 from trustbench.registry import Plugin
 
 
@@ -39,11 +44,28 @@ class FaultModel(Plugin, kind="fault"):
     params
         An instance of the subclass's ``Params`` dataclass; or leave it out and pass its
         fields as keyword arguments.
+
+    Attributes
+    ----------
+    profiles
+        The benchmark profiles in which the faults suite measures this model with its default
+        parameters (a row of ``weight_sdc_rate_by_fault_model``); the user's ``fault_models``
+        setting under ``[faults]`` replaces the selection. Default: every profile.
+    order
+        Position of its row in that table (ties go by name); built-ins use 0-50.
+    always_changes
+        True when every fault changes the word (the contract test holds it to that).
+    contract_opt_out
+        ``{"check": "reason"}``: contract checks that do not apply (e.g. ``"int8"`` for a
+        model of exponent bits), each with the reason the contract test reports.
     """
 
     Params: ClassVar[type] = FaultParams
+    profiles: ClassVar[tuple[str, ...]] = PROFILES
+    order: ClassVar[int] = 100
     #: True when the fault always changes the word (used by the contract test).
     always_changes: ClassVar[bool] = True
+    contract_opt_out: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: Any = None, **kwargs: Any) -> None:
         if params is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from trustbench.faults.base import FaultModel, bits_to_payload, choose_bits
 from trustbench.faults.bits import FIELDS, BitLayout
 from trustbench.faults.errors import FaultError
@@ -45,6 +46,9 @@ class BitFlip(FaultModel):
 
     name = "bitflip"
     Params = BitFlipParams
+    # The headline model: the weight campaign of every profile (not a row of the table).
+    profiles = ("smoke", "standard", "full")
+    order = 0
 
     def check(self) -> None:
         if self.params.field not in (*FIELDS, "all"):

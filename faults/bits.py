@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from trustbench.faults.errors import FaultError
 
 FIELDS = ("any", "sign", "exponent", "mantissa")

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
 from trustbench.faults.sites import WeightSite
 
 _CONV_FUNCS: dict[Any, int] = {torch.conv1d: 1, torch.conv2d: 2, torch.conv3d: 3,

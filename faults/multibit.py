@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from trustbench.faults.base import FaultModel, check_k_and_field
 from trustbench.faults.bits import BitLayout
 from trustbench.faults.errors import FaultError
@@ -32,6 +33,8 @@ class MultiBitFlip(FaultModel):
 
     name = "multibit"
     Params = MultiBitFlipParams
+    profiles = ("standard", "full")
+    order = 30
 
     def check(self) -> None:
         check_k_and_field(self.params.k, self.params.field, "bits per fault")

@@ -26,7 +26,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trustbench.faults.campaign import CampaignConfig, CampaignResult, Checkpoint, run_campaign
 from trustbench.faults.errors import FaultError
+from trustbench.faults.runtime import device_of
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -159,14 +162,15 @@ class PrecisionResult:
 
     precision: str
     clean_accuracy: float
-    result: Any
+    result: CampaignResult
     #: Weight layers of an int8 copy left in floating point, with why.
     kept_float: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                       precisions: tuple[str, ...] = PRECISIONS, config: Any = None,
-                       checkpoint: Callable[[str], Any] | None = None,
+                       precisions: tuple[str, ...] = PRECISIONS,
+                       config: CampaignConfig | None = None,
+                       checkpoint: Callable[[str], Checkpoint | None] | None = None,
                        **overrides: Any) -> list[PrecisionResult]:
     """Run the same campaign configuration on a copy of ``model`` per precision.
 
@@ -175,9 +179,6 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``checkpoint(precision)``, if given, is the :class:`.campaign.Checkpoint` of that
     precision's campaign.
     """
-    from trustbench.faults.campaign import CampaignConfig, run_campaign
-    from trustbench.faults.engine import device_of
-
     cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
     if cfg.pattern is None and cfg.target == "weights":  # the int8 copies' words too
         cfg = dataclasses.replace(cfg, pattern=r"^weight(_q)?$")

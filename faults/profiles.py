@@ -4,6 +4,12 @@
 ``standard``: Leveugle et al. (2009) sample sizes for a 5 % margin at 95 % confidence.
 ``full``: 1 % margin at 99 % confidence (about 16.6k faults per campaign), more inputs,
 every precision and fault model.
+
+Which fault models and protections a profile runs is not listed here: each plugin declares the
+profiles it runs in (its ``profiles`` class attribute; every profile if it declares none), and
+:func:`selected_fault_models` / :func:`selected_protections` ask the registry, so a new plugin
+(a file in ``faults/``, or a third-party package's entry point) runs with no other edit. The
+user's ``fault_models`` / ``protections`` settings under ``[faults]`` replace that selection.
 """
 
 from __future__ import annotations
@@ -13,6 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from trustbench.errors import ConfigError
+
+#: The benchmark profiles, smallest budget first.
+PROFILES: tuple[str, ...] = ("smoke", "standard", "full")
+
+#: The headline fault model: the weight campaign of every profile (``weight_sdc_rate``, ...);
+#: the fault-model table compares the others with it.
+HEADLINE_FAULT_MODEL = "bitflip"
+
+#: Table position of a plugin that declares no ``order``.
+DEFAULT_ORDER = 100
 
 
 @dataclass(frozen=True)
@@ -34,10 +50,14 @@ class FaultBudget:
     precisions
         Precisions compared.
     fault_models
-        Fault models measured besides the headline single bit flip.
+        Fault models measured besides the headline single bit flip, in table order; None:
+        every registered one that declares this profile (:func:`selected_fault_models`).
     resume
         Whether the suite keeps each campaign's progress in the cache folder, so a run that
         was interrupted resumes it (same task, weights, inputs, profile and seed).
+    protections
+        Protections evaluated on the weight campaign's faults; None: every registered one that
+        declares this profile (:func:`selected_protections`).
     """
 
     profile: str
@@ -47,17 +67,17 @@ class FaultBudget:
     n_inputs: int
     n_activation_faults: int | None
     precisions: tuple[str, ...]
-    fault_models: tuple[str, ...]
+    fault_models: tuple[str, ...] | None = None
     resume: bool = True
+    protections: tuple[str, ...] | None = None
 
 
 _BUDGETS = {
-    "smoke": FaultBudget("smoke", 200, 0.05, 0.95, 256, 1024, ("fp32", "bf16", "int8"), ()),
+    "smoke": FaultBudget("smoke", 200, 0.05, 0.95, 256, 1024, ("fp32", "bf16", "int8")),
     "standard": FaultBudget("standard", None, 0.05, 0.95, 1000, None,
-                            ("fp32", "fp16", "bf16", "int8"), ("stuck_at_1", "multibit")),
+                            ("fp32", "fp16", "bf16", "int8")),
     "full": FaultBudget("full", None, 0.01, 0.99, 10_000, None,
-                        ("fp32", "fp16", "bf16", "int8"),
-                        ("stuck_at_0", "stuck_at_1", "multibit", "burst", "random_value")),
+                        ("fp32", "fp16", "bf16", "int8")),
 }
 
 
@@ -65,7 +85,8 @@ def budget(profile: str, options: dict[str, Any] | None = None) -> FaultBudget:
     """The :class:`FaultBudget` of ``profile`` (``smoke``, ``standard`` or ``full``).
 
     ``options`` (``[tool.trustbench.faults]`` in trustbench.toml) override single fields, e.g.
-    ``{"n_faults": 1000}`` or ``{"precisions": ["fp32", "int8"]}``.
+    ``{"n_faults": 1000}``, ``{"precisions": ["fp32", "int8"]}`` or
+    ``{"fault_models": ["stuck_at_1", "burst"]}`` (exactly these, in this order).
     """
     try:
         base = _BUDGETS[profile]
@@ -80,4 +101,77 @@ def budget(profile: str, options: dict[str, Any] | None = None) -> FaultBudget:
         raise ConfigError(f"unknown [tool.trustbench.faults] option(s) {unknown}; accepted: "
                           f"{', '.join(sorted(fields))}.")
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    for setting, kind in (("fault_models", "fault"), ("protections", "protection")):
+        if setting in opts:
+            _check_names(setting, kind, opts[setting])
     return dataclasses.replace(base, **opts)
+
+
+def _check_names(setting: str, kind: str, value: Any) -> None:
+    from trustbench import registry
+
+    known = registry.names(kind)
+    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"[tool.trustbench.faults] {setting} must be a list of {kind} plugin "
+                          f"names (registered: {', '.join(known)}), got {value!r}.")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise ConfigError(f"[tool.trustbench.faults] {setting} names unknown {kind} plugin(s) "
+                          f"{unknown}; registered: {', '.join(known)} (third-party plugins "
+                          f"register through the entry-point group "
+                          f"{registry.entry_point_group(kind)!r}).")
+
+
+def declared_profiles(plugin: Any) -> tuple[str, ...]:
+    """The profiles ``plugin`` (a fault model or protection class) declares it runs in.
+
+    Its ``profiles`` class attribute; every profile (:data:`PROFILES`) if it has none.
+
+    Raises
+    ------
+    RegistryError
+        If the declaration is not a tuple of profile names.
+    """
+    from trustbench.registry import RegistryError
+
+    declared = getattr(plugin, "profiles", PROFILES)
+    if isinstance(declared, str) or not isinstance(declared, (tuple, list)) or any(
+            p not in PROFILES for p in declared):
+        raise RegistryError(
+            f"{getattr(plugin, '__qualname__', plugin)!r}.profiles must be a tuple of profile "
+            f"names out of {', '.join(PROFILES)}, got {declared!r}")
+    return tuple(declared)
+
+
+def _order(plugin: Any) -> Any:
+    order = getattr(plugin, "order", DEFAULT_ORDER)
+    return order if isinstance(order, (int, float)) and not isinstance(order, bool) \
+        else DEFAULT_ORDER
+
+
+def _declaring(kind: str, profile: str) -> list[str]:
+    """Registered plugins of ``kind`` that declare ``profile``, by (``order``, name)."""
+    from trustbench import registry
+
+    plugins = registry.all_plugins(kind)
+    return [name for name, cls in sorted(plugins.items(), key=lambda kv: (_order(kv[1]), kv[0]))
+            if profile in declared_profiles(cls)]
+
+
+def selected_fault_models(b: FaultBudget) -> list[str]:
+    """Fault models the suite measures besides the headline (table order).
+
+    The user's ``fault_models`` setting if given (those, in that order); otherwise every
+    registered fault model but :data:`HEADLINE_FAULT_MODEL` that declares ``b.profile``.
+    """
+    if b.fault_models is not None:
+        return list(b.fault_models)
+    return [n for n in _declaring("fault", b.profile) if n != HEADLINE_FAULT_MODEL]
+
+
+def selected_protections(b: FaultBudget) -> list[str]:
+    """Protections the suite evaluates: the user's ``protections`` setting if given, otherwise
+    every registered protection that declares ``b.profile``."""
+    if b.protections is not None:
+        return list(b.protections)
+    return _declaring("protection", b.profile)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from trustbench.faults.base import FaultModel
 from trustbench.faults.bits import BitLayout, to_unsigned
 from trustbench.faults.errors import FaultError
@@ -34,6 +35,8 @@ class RandomValue(FaultModel):
 
     name = "random_value"
     Params = RandomValueParams
+    profiles = ("full",)
+    order = 50
     always_changes = False
 
     def check(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
 from trustbench.faults.bits import BitLayout, layout_for
 from trustbench.faults.errors import FaultError
 

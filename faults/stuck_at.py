@@ -14,6 +14,7 @@ stuck-at fault on a bit that already holds the stuck value changes nothing (it i
 from __future__ import annotations
 
 import torch
+
 from trustbench.faults.bitflip import BitFlip, BitFlipParams
 
 
@@ -22,6 +23,8 @@ class StuckAt0(BitFlip):
 
     name = "stuck_at_0"
     Params = BitFlipParams
+    profiles = ("full",)
+    order = 10
     always_changes = False
 
     def xor_mask(self, old: torch.Tensor, payload: torch.Tensor) -> torch.Tensor:
@@ -33,6 +36,8 @@ class StuckAt1(BitFlip):
 
     name = "stuck_at_1"
     Params = BitFlipParams
+    profiles = ("standard", "full")
+    order = 20
     always_changes = False
 
     def xor_mask(self, old: torch.Tensor, payload: torch.Tensor) -> torch.Tensor:

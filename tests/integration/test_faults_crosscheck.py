@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from trustbench.faults.campaign import run_campaign
-from trustbench.faults.engine import CRITICAL_SDC, DUE, MASKED, SDC
 
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.outcomes import CRITICAL_SDC, DUE, MASKED, SDC
 from trustbench.models import DigitsCNN
 
 

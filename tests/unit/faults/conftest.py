@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -110,10 +114,66 @@ def state_bytes(model: nn.Module) -> dict[str, bytes]:
 
 def naive_outcome(out: torch.Tensor, golden: int, label: int) -> int:
     """Outcome code of one input's faulty output, classified independently of the engine."""
-    from trustbench.faults.engine import CRITICAL_SDC, DUE, MASKED, SDC
+    from trustbench.faults.outcomes import CRITICAL_SDC, DUE, MASKED, SDC
 
     if not torch.isfinite(out).all():
         return DUE
     if out.argmax(1).item() != golden:
         return CRITICAL_SDC if golden == label else SDC
     return MASKED
+
+
+class MemoryCheckpoint:
+    """A campaign :class:`~trustbench.faults.campaign_state.Checkpoint` kept in memory, JSON
+    round-tripped like a file would be.
+
+    ``saved`` maps fingerprints to the JSON text of their last state, ``history`` lists
+    ``n_done`` at every save and ``loads`` the fingerprints asked for. A checkpoint made by
+    :meth:`holding` answers every load with one given state, whatever the fingerprint (as a
+    stale or foreign file would), to check which states a campaign refuses to resume.
+    """
+
+    def __init__(self) -> None:
+        self.saved: dict[str, str] = {}
+        self.loads: list[str] = []
+        self.history: list[int] = []
+        self._held: str | None = None
+
+    @classmethod
+    def holding(cls, state) -> MemoryCheckpoint:
+        """A checkpoint whose every load returns (a copy of) ``state``."""
+        ckpt = cls()
+        ckpt._held = json.dumps(state.to_dict())
+        return ckpt
+
+    def load(self, fingerprint):
+        from trustbench.faults.campaign import CampaignState
+
+        self.loads.append(fingerprint)
+        text = self._held if self._held is not None else self.saved.get(fingerprint)
+        return None if text is None else CampaignState.from_dict(json.loads(text))
+
+    def save(self, state) -> None:
+        self.history.append(state.n_done)
+        self.saved[state.fingerprint] = json.dumps(state.to_dict())
+
+
+@contextlib.contextmanager
+def interrupted_after(chunks: int) -> Iterator[None]:
+    """Within: a weight campaign is interrupted (``KeyboardInterrupt``, as by Ctrl-C) as it
+    starts chunk ``chunks + 1``, once; the chunks before it complete."""
+    from trustbench.faults.weight_engine import WeightFaultEngine
+
+    run = WeightFaultEngine.run
+    calls = 0
+
+    def counted(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == chunks + 1:
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(WeightFaultEngine, "run", counted)
+        yield

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+
+from trustbench.errors import ModelError
 from trustbench.faults.campaign import CampaignState, run_campaign
 from trustbench.faults.errors import FaultError
 from trustbench.faults.protection import RangeRestriction, evaluate_protection
 
-from trustbench.errors import ModelError
-
-from .conftest import make_data, state_bytes
+from .conftest import MemoryCheckpoint, make_data, state_bytes
 
 
 def test_a_submodule_in_training_mode_is_refused_before_anything_runs():
@@ -100,10 +100,12 @@ def test_a_state_is_not_resumed_on_other_inputs_with_the_same_predictions():
     nudged = x + 1e-6
     with torch.no_grad():
         assert torch.equal(net(nudged).argmax(1), net(x).argmax(1))
-    state = CampaignState.from_dict(part.state.to_dict())
-    with pytest.raises(FaultError, match="another campaign"):
-        run_campaign(net, nudged, y, n_faults=40, seed=1, state=state)
-    assert run_campaign(net, x, y, n_faults=40, seed=1, state=state).complete
+    refused = run_campaign(net, nudged, y, n_faults=40, seed=1,
+                           checkpoint=MemoryCheckpoint.holding(part.state))
+    assert refused.resumed_from == 0 and refused.complete
+    resumed = run_campaign(net, x, y, n_faults=40, seed=1,
+                           checkpoint=MemoryCheckpoint.holding(part.state))
+    assert resumed.resumed_from == 20 and resumed.complete
 
 
 def test_a_state_is_not_resumed_by_a_changed_forward_with_the_same_predictions():
@@ -122,8 +124,9 @@ def test_a_state_is_not_resumed_by_a_changed_forward_with_the_same_predictions()
         y = a(x).argmax(1)
         assert torch.equal(b(x).argmax(1), y)  # same weights, same predictions
     part = run_campaign(a, x, y, n_faults=40, seed=1, stop_after=20)
-    with pytest.raises(FaultError, match="another campaign"):
-        run_campaign(b, x, y, n_faults=40, seed=1, state=part.state)
+    refused = run_campaign(b, x, y, n_faults=40, seed=1,
+                           checkpoint=MemoryCheckpoint.holding(part.state))
+    assert refused.resumed_from == 0 and refused.complete
 
 
 def test_corrupt_states_are_refused():

@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from trustbench.faults.campaign import default_fault_batch, run_campaign
-from trustbench.faults.engine import DUE, MASKED, WeightFaultEngine
-from trustbench.faults.errors import FaultError
-from trustbench.faults.sites import weight_sites
 
 from trustbench import (
     faults,  # noqa: F401  (registers the built-ins)
     registry,
 )
+from trustbench.faults.campaign import default_fault_batch, run_campaign
+from trustbench.faults.errors import FaultError
+from trustbench.faults.outcomes import DUE, MASKED
+from trustbench.faults.sites import weight_sites
+from trustbench.faults.weight_engine import WeightEngineConfig, WeightFaultEngine
 
 from .conftest import make_resnet_data, state_bytes
-from .test_engine import FakeGraphs
+from .test_engine import fake_cuda_graphs
 
 EXP = {"field": "exponent"}
 
@@ -48,7 +49,8 @@ def _engine(fault_batch: int, n: int = 64, one: tuple[int, int] | None = None
     if one is not None:
         with torch.no_grad():
             sites[one[0]].tensor.view(-1)[one[1]] = 1.0
-    return WeightFaultEngine(net, sites, x, y, fault_batch=fault_batch, prune_inert=False), sites
+    config = WeightEngineConfig(fault_batch=fault_batch, prune_inert=False)
+    return WeightFaultEngine(net, sites, x, y, config), sites
 
 
 def test_groups_share_a_start_segment(monkeypatch):
@@ -104,13 +106,11 @@ def test_outcomes_split_back_per_fault():
 def test_graph_mode_bookkeeping_with_batched_faults(monkeypatch):
     """Static group buffers, group graphs on the main stream and on lanes (private copies),
     with the CUDA-graph stand-in: the eager outcomes."""
-    import trustbench.faults.engine as engine
-
     net, x, y = make_resnet_data(80)
     before = state_bytes(net)
     kw = dict(n_faults=180, seed=3, fault_params=EXP, batch_size=30, fault_batch=4)
     eager = run_campaign(net, x, y, **kw)
-    monkeypatch.setattr(engine, "GraphCache", FakeGraphs)
+    fake_cuda_graphs(monkeypatch)
     for lanes in (1, 3):
         graphs = run_campaign(net, x, y, lanes=lanes, **kw)
         assert graphs.execution.startswith("cuda-graphs"), graphs.execution_reason

@@ -9,18 +9,25 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from trustbench.faults.campaign import (
     CampaignConfig,
     CampaignState,
     mean_changed_interval,
     run_campaign,
 )
-from trustbench.faults.engine import strict_fp32
 from trustbench.faults.errors import FaultError
-
+from trustbench.faults.runtime import strict_fp32
 from trustbench.stats import leveugle_sample_size
 
-from .conftest import Fragile, make_data, naive_outcome, state_bytes
+from .conftest import (
+    Fragile,
+    MemoryCheckpoint,
+    interrupted_after,
+    make_data,
+    naive_outcome,
+    state_bytes,
+)
 
 
 def test_suffix_equals_full_and_weights_restored(tiny):
@@ -85,61 +92,41 @@ def test_exception_is_due_and_undone():
 def test_resume_matches_uninterrupted(tiny):
     net, x, y = tiny
     cfg = CampaignConfig(n_faults=120, seed=5, chunk_size=16, checkpoint_every=32)
-    saved: list[dict] = []
-    part = run_campaign(net, x, y, cfg, stop_after=50,
-                        on_checkpoint=lambda s: saved.append(json.loads(json.dumps(s.to_dict()))))
+    store = MemoryCheckpoint()
+    part = run_campaign(net, x, y, cfg, checkpoint=store, stop_after=50)
     assert not part.complete and part.n_faults == 50
-    assert [d["n_done"] for d in saved] == [32]
-    resumed = run_campaign(net, x, y, cfg, state=CampaignState.from_dict(saved[-1]))
+    assert store.history == [32, 50]  # at the cadence, and where it stopped
+    resumed = run_campaign(net, x, y, cfg, checkpoint=store)
     whole = run_campaign(net, x, y, cfg)
+    assert resumed.resumed_from == 50
     assert resumed.complete and (resumed.outcomes == whole.outcomes).all()
+    # a state of this campaign is refused by the same campaign on other weights: it starts
+    # afresh and measures what it would have measured without one
     other = make_data(1)[0]
-    with pytest.raises(FaultError, match="another campaign"):
-        run_campaign(other, x, y, cfg, state=CampaignState.from_dict(saved[-1]))
+    refused = run_campaign(other, x, y, cfg, checkpoint=MemoryCheckpoint.holding(part.state))
+    assert refused.resumed_from == 0 and refused.complete
+    assert (refused.outcomes == run_campaign(other, x, y, cfg).outcomes).all()
     with pytest.raises(FaultError, match="not a campaign state"):
         CampaignState.from_dict({"bogus": 1})
-
-
-class DictCheckpoint:
-    """A Checkpoint kept in a dict, JSON round-tripped like a file would be."""
-
-    def __init__(self) -> None:
-        self.saved: dict[str, str] = {}
-        self.loads: list[str] = []
-        self.history: list[int] = []
-
-    def load(self, fingerprint):
-        self.loads.append(fingerprint)
-        text = self.saved.get(fingerprint)
-        return None if text is None else CampaignState.from_dict(json.loads(text))
-
-    def save(self, state):
-        self.history.append(state.n_done)
-        self.saved[state.fingerprint] = json.dumps(state.to_dict())
+    # one way to resume: a checkpoint
+    with pytest.raises(FaultError, match="checkpoint= only"):
+        run_campaign(net, x, y, cfg, state=part.state)
 
 
 def test_checkpoint_resumes_an_interrupted_campaign_and_only_on_the_same_weights(tiny):
     net, x, y = tiny
     cfg = CampaignConfig(n_faults=120, seed=5, chunk_size=16)
-    store = DictCheckpoint()
-    calls = 0
-
-    def interrupt(state):
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise KeyboardInterrupt
-
+    store = MemoryCheckpoint()
     before = state_bytes(net)
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(net, x, y, cfg, checkpoint=store, on_checkpoint=interrupt)
+    with pytest.raises(KeyboardInterrupt), interrupted_after(chunks=3):
+        run_campaign(net, x, y, cfg, checkpoint=store)
     assert state_bytes(net) == before
     # saved every CHECKPOINT_S seconds (none passed here) and where it stopped
     assert store.history == [48]
     resumed = run_campaign(net, x, y, cfg, checkpoint=store)
     assert store.history == [48, 120] and resumed.complete and resumed.resumed_from == 48
     # with checkpoint_every, at that cadence
-    cadence = DictCheckpoint()
+    cadence = MemoryCheckpoint()
     run_campaign(net, x, y, cfg, checkpoint=cadence, checkpoint_every=32, stop_after=70)
     assert cadence.history == [32, 64, 70]
     whole = run_campaign(net, x, y, cfg)
@@ -149,7 +136,7 @@ def test_checkpoint_resumes_an_interrupted_campaign_and_only_on_the_same_weights
     with torch.no_grad():
         net.fc2.bias[0] += 1e-6  # same architecture, same fault-free predictions
     try:
-        fresh = DictCheckpoint()
+        fresh = MemoryCheckpoint()
         fresh.saved = {k: json.dumps({**json.loads(v), "n_done": 48,
                                       "outcomes": json.loads(v)["outcomes"][:48],
                                       "changed": json.loads(v)["changed"][:48]})
@@ -233,7 +220,7 @@ def test_strict_fp32_restores():
 
 _PRECISION_SCRIPT = r"""
 import torch
-from trustbench.faults.engine import CRITICAL_SDC, DUE, MASKED, SDC, strict_fp32, _precision_objects
+from trustbench.faults.runtime import strict_fp32, _precision_objects
 
 def tr(f):
     try:

@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from trustbench.faults.campaign import run_campaign
-from trustbench.faults.engine import (
-    CRITICAL_SDC,
-    DUE,
-    MASKED,
-    SDC,
-    GraphCache,
-    WeightFaultEngine,
-    classify,
-    classify_counts,
-)
-from trustbench.faults.sites import weight_sites
 
 from trustbench import faults  # noqa: F401  (registers the built-ins)
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.graphs import GraphCache
+from trustbench.faults.outcomes import CRITICAL_SDC, DUE, MASKED, SDC, classify, classify_counts
+from trustbench.faults.sites import weight_sites
+from trustbench.faults.weight_engine import WeightFaultEngine
 
 from .conftest import make_data, make_resnet_data, naive_outcome, state_bytes
 
@@ -158,7 +151,10 @@ def test_activation_faults_that_read_the_old_word(name):
 
 
 class FakeGraphs(GraphCache):
-    """Stands in for CUDA graphs on the CPU: "capture" runs the warm-up and keeps the step."""
+    """Stands in for CUDA graphs on the CPU: "capture" runs the warm-up and keeps the step.
+
+    Install it with :func:`fake_cuda_graphs`, in the modules that build a ``GraphCache``.
+    """
 
     def __init__(self, device, enabled=True):
         super().__init__(device, enabled)
@@ -174,19 +170,27 @@ class FakeGraphs(GraphCache):
         return True
 
 
+def fake_cuda_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both engines build :class:`FakeGraphs` instead of a ``GraphCache`` (patched where the
+    engines look the name up)."""
+    import trustbench.faults.activation_engine as activation_engine
+    import trustbench.faults.weight_engine as weight_engine
+
+    monkeypatch.setattr(weight_engine, "GraphCache", FakeGraphs)
+    monkeypatch.setattr(activation_engine, "GraphCache", FakeGraphs)
+
+
 @pytest.mark.parametrize("batch_size,lanes", [(1024, 1), (40, 1), (1024, 3), (40, 2)])
 def test_graph_mode_bookkeeping_on_cpu(monkeypatch, batch_size, lanes):
     """The graph-mode code paths (warm-up, runners, lanes with private weight copies, padded
     batches) give the eager outcomes."""
-    import trustbench.faults.engine as engine
-
     net, x, y = make_data(5, n=96)
     before = state_bytes(net)
     kw = dict(n_faults=150, seed=9, fault_params={"field": "exponent"}, batch_size=batch_size,
               lanes=lanes)
     eager_w = run_campaign(net, x, y, **kw)
     eager_a = run_campaign(net, x, y, target="activations", **{**kw, "n_faults": 300})
-    monkeypatch.setattr(engine, "GraphCache", FakeGraphs)
+    fake_cuda_graphs(monkeypatch)
     graph_w = run_campaign(net, x, y, **kw)
     graph_a = run_campaign(net, x, y, target="activations", **{**kw, "n_faults": 300})
     assert state_bytes(net) == before

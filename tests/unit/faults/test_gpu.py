@@ -6,8 +6,9 @@ import copy
 
 import pytest
 import torch
+
 from trustbench.faults.campaign import run_campaign
-from trustbench.faults.engine import DUE
+from trustbench.faults.outcomes import DUE
 
 from .conftest import Fragile, make_data, make_resnet_data, state_bytes
 

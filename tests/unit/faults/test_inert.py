@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from trustbench import faults  # noqa: F401  (registers the built-ins)
 from trustbench.faults import inert as inert_mod
 from trustbench.faults.campaign import run_campaign
 from trustbench.faults.inert import conv_reads, find_inert, linear_reads
 from trustbench.faults.sites import weight_sites
-
-from trustbench import faults  # noqa: F401  (registers the built-ins)
 
 from .conftest import Fragile, state_bytes
 
@@ -240,16 +240,14 @@ def test_pruning_in_graph_mode_bookkeeping(monkeypatch, lanes):
     """With the CPU stand-in for CUDA graphs (and concurrent lanes with private copies), pruned
     faults leave the ring rows of the faults that run in place: outcomes equal every fault run
     eagerly."""
-    import trustbench.faults.engine as engine
-
-    from .test_engine import FakeGraphs
+    from .test_engine import fake_cuda_graphs
 
     net, x, y = _deep_data(64)
     before = state_bytes(net)
     kw = dict(n_faults=400, seed=8, fault_params={"bit": 30}, batch_size=24,
               lanes=lanes, chunk_size=150)
     every = run_campaign(net, x, y, prune_inert=False, **kw)
-    monkeypatch.setattr(engine, "GraphCache", FakeGraphs)
+    fake_cuda_graphs(monkeypatch)
     pruned = run_campaign(net, x, y, **kw)
     assert state_bytes(net) == before
     assert pruned.execution.startswith("cuda-graphs") and pruned.n_pruned > 50
@@ -260,12 +258,12 @@ def test_pruning_in_graph_mode_bookkeeping(monkeypatch, lanes):
 
 
 def test_a_failing_analysis_runs_every_fault(monkeypatch):
-    import trustbench.faults.engine as engine
+    import trustbench.faults.weight_engine as weight_engine
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("mode not supported by this model")
 
-    monkeypatch.setattr(engine, "find_inert", broken)
+    monkeypatch.setattr(weight_engine, "find_inert", broken)
     net, x, y = _deep_data(32)
     res = run_campaign(net, x, y, n_faults=40, seed=1)
     assert res.n_pruned == 0 and res.inert_bits_share is None

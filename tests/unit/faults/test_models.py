@@ -1,20 +1,21 @@
-"""Fault models: the contract every registered one keeps, and each one's own semantics."""
+"""Fault models: each built-in's own semantics and the profiles they declare (the contract every
+registered one keeps is tested in test_contract.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from trustbench.faults.base import resolve
-from trustbench.faults.bits import layout_for, to_native
-from trustbench.faults.errors import FaultError
 
 from trustbench import (
     faults,  # noqa: F401  (registers the built-ins)
     registry,
 )
-
-LAYOUTS = [layout_for(d) for d in (torch.float32, torch.float16, torch.bfloat16, torch.int8)]
+from trustbench.errors import ConfigError
+from trustbench.faults import profiles
+from trustbench.faults.base import resolve
+from trustbench.faults.bits import layout_for, to_native
+from trustbench.faults.errors import FaultError
 
 
 def test_builtins_registered():
@@ -22,32 +23,50 @@ def test_builtins_registered():
             "random_value"} <= set(registry.names("fault"))
 
 
-#: The built-in fault models (a third-party plugin installed in the same environment has its
-#: own tests; this project's suite must not fail because of it).
-BUILTIN = [n for n in registry.names("fault")
-           if registry.get("fault", n).__module__.split(".")[0] == "faults"]
+#: What each profile measured besides the headline bit flip before the models declared their
+#: profiles themselves (the scorecards' ``weight_sdc_rate_by_fault_model`` rows, in order).
+OLD_LISTS = {
+    "smoke": [],
+    "standard": ["stuck_at_1", "multibit"],
+    "full": ["stuck_at_0", "stuck_at_1", "multibit", "burst", "random_value"],
+}
 
 
-@pytest.mark.parametrize("name", BUILTIN)
-@pytest.mark.parametrize("lay", LAYOUTS, ids=lambda lay: lay.name)
-def test_contract(name, lay):
-    fm = registry.get("fault", name)()
-    assert fm.__doc__ and type(fm).__module__.startswith("faults")
-    rng = np.random.default_rng(0)
-    payload, bit = fm.sample(200, lay, rng)
-    assert payload.shape == bit.shape == (200,)
-    assert payload.dtype == np.uint64
-    assert int(payload.max()) < (1 << lay.nbits)
-    assert ((bit >= -1) & (bit < lay.nbits)).all()
-    old = to_native(np.random.default_rng(1).integers(0, 1 << lay.nbits, 200,
-                                                      dtype=np.uint64), lay)
-    mask = fm.xor_mask(old, to_native(payload, lay))
-    assert mask.dtype == lay.int_dtype
-    assert torch.equal(old ^ mask ^ mask, old)  # reversible by construction
-    if fm.always_changes:
-        assert bool((mask != 0).all())
-    again = fm.sample(200, lay, np.random.default_rng(0))
-    assert np.array_equal(again[0], payload)  # deterministic in the seed
+def _builtin(names):
+    return [n for n in names
+            if registry.get("fault", n).__module__.startswith("trustbench.faults.")]
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_declared_profiles_reproduce_the_old_lists(profile):
+    b = profiles.budget(profile)
+    assert b.fault_models is None and b.protections is None
+    assert _builtin(profiles.selected_fault_models(b)) == OLD_LISTS[profile]
+    assert {"ranger", "weight_range"} <= set(profiles.selected_protections(b))
+    assert profile in profiles.declared_profiles(registry.get("fault", "bitflip"))
+
+
+def test_settings_replace_the_selection():
+    b = profiles.budget("smoke", {"fault_models": ["burst", "stuck_at_0"], "protections": []})
+    assert profiles.selected_fault_models(b) == ["burst", "stuck_at_0"]  # in the given order
+    assert profiles.selected_protections(b) == []
+    b = profiles.budget("full", {"fault_models": []})
+    assert profiles.selected_fault_models(b) == []
+    with pytest.raises(ConfigError, match=r"unknown fault plugin\(s\) \['bitflips'\].*bitflip"):
+        profiles.budget("standard", {"fault_models": ["bitflips"]})
+    with pytest.raises(ConfigError, match="must be a list of protection plugin names"):
+        profiles.budget("standard", {"protections": "ranger"})
+
+
+def test_a_plugin_without_a_declaration_runs_everywhere_and_bad_ones_are_refused():
+    class Undeclared:
+        pass
+
+    assert profiles.declared_profiles(Undeclared) == profiles.PROFILES
+    for bad in ("full", ("huge",), None):
+        Undeclared.profiles = bad
+        with pytest.raises(registry.RegistryError, match="tuple of profile names"):
+            profiles.declared_profiles(Undeclared)
 
 
 def test_bitflip_fields_and_fixed():

@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from trustbench.faults.bits import layout_for
-from trustbench.faults.campaign import run_campaign
-from trustbench.faults.engine import MASKED, WeightFaultEngine
-from trustbench.faults.segments import linearise
-from trustbench.faults.sites import weight_sites
 
 from trustbench import (
     faults,  # noqa: F401  (registers the built-ins)
     registry,
 )
+from trustbench.faults.bits import layout_for
+from trustbench.faults.campaign import run_campaign
+from trustbench.faults.outcomes import MASKED
+from trustbench.faults.segments import linearise
+from trustbench.faults.sites import weight_sites
+from trustbench.faults.weight_engine import WeightEngineConfig, WeightFaultEngine
 
 from .conftest import make_resnet_data, state_bytes
-from .test_engine import FakeGraphs
+from .test_engine import fake_cuda_graphs
 
 
 class _TorchvisionBlock(nn.Module):
@@ -157,11 +158,11 @@ def _equal_to_full(net: nn.Module, x: torch.Tensor, y: torch.Tensor, n: int, see
     sites = weight_sites(net, ("Conv2d", "Linear"))
     before = state_bytes(net)
     fm, site, element, payload = _faults(sites, n, seed)
-    fast = WeightFaultEngine(net, sites, x, y, batch_size=48)
+    fast = WeightFaultEngine(net, sites, x, y, WeightEngineConfig(batch_size=48))
     assert fast.chain.path == "fx" and max(fast.chain.widths) == 2
     codes, changed = fast.run(fm, site, element, payload)
     fast.close()
-    full = WeightFaultEngine(net, sites, x, y, batch_size=48, suffix=False)
+    full = WeightFaultEngine(net, sites, x, y, WeightEngineConfig(batch_size=48, suffix=False))
     assert full.chain.path == "full"
     codes_f, changed_f = full.run(fm, site, element, payload)
     full.close()
@@ -190,14 +191,12 @@ def test_outcomes_equal_full_forward_torchvision_style():
 def test_graph_mode_bookkeeping_with_tuple_cuts(monkeypatch, lanes, fault_batch):
     """The graph-mode paths (runners, lanes with private copies, batched faults) on a chain
     whose cuts carry tuples give the outcomes of the eager full forward pass."""
-    import trustbench.faults.engine as engine
-
     net, x, y = make_resnet_data(80)
     before = state_bytes(net)
     kw = dict(n_faults=200, seed=5, fault_params={"field": "exponent"}, batch_size=48,
               layer_types=("Conv2d", "Linear"))
     full = run_campaign(net, x, y, suffix=False, cuda_graphs=False, **kw)
-    monkeypatch.setattr(engine, "GraphCache", FakeGraphs)
+    fake_cuda_graphs(monkeypatch)
     graph = run_campaign(net, x, y, lanes=lanes, fault_batch=fault_batch, **kw)
     assert "up to 2 values" in graph.path_reason, graph.path_reason
     assert graph.execution.startswith("cuda-graphs"), graph.execution_reason

@@ -1,6 +1,6 @@
 """Models off the beaten path: sequence-first layers, forward passes that raise, modules that
 return their input, weights read inside list arguments, protections stacked or ordered with
-the injection, int8 copies of tied and non-2-D convolutions (faults.engine, faults.inert,
+the injection, int8 copies of tied and non-2-D convolutions (faults.weight_engine, faults.inert,
 faults.protection, faults.precision)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
 from trustbench.faults.campaign import run_campaign
-from trustbench.faults.engine import DUE
+from trustbench.faults.outcomes import DUE
 from trustbench.faults.precision import QuantConv, QuantLinear, to_precision
 from trustbench.faults.protection import RangeRestriction, WeightRangeCheck, evaluate_protection
 from trustbench.faults.sites import weight_sites

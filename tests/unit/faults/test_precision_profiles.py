@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from trustbench.errors import ConfigError
 from trustbench.faults.errors import FaultError
 from trustbench.faults.precision import compare_precisions, to_precision
 from trustbench.faults.profiles import budget
-
-from trustbench.errors import ConfigError
 from trustbench.stats import leveugle_sample_size
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from trustbench import registry
 from trustbench.faults.campaign import CampaignConfig
 from trustbench.faults.errors import FaultError
 from trustbench.faults.protection import (
@@ -12,8 +14,6 @@ from trustbench.faults.protection import (
     evaluate_protection,
     newcombe_difference,
 )
-
-from trustbench import registry
 
 from .conftest import state_bytes
 
@@ -121,9 +121,9 @@ def test_weight_range_removes_exponent_sdc(tiny):
 
 def test_protection_effects_are_paired_over_the_same_faults_and_inputs(tiny):
     import numpy as np
-    from trustbench.faults.engine import CRITICAL_SDC, SDC
-    from trustbench.faults.protection import paired_counts
 
+    from trustbench.faults.outcomes import CRITICAL_SDC, SDC
+    from trustbench.faults.protection import paired_counts
     from trustbench.stats import paired_difference
 
     net, x, y = tiny

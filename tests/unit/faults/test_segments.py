@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from trustbench.faults.segments import linearise
 from trustbench.faults.sites import weight_sites
 
@@ -122,9 +123,8 @@ class KeepsBatchSize(nn.Module):
 
 
 def test_cut_values_may_carry_plain_python_values():
-    from trustbench.faults.campaign import run_campaign
-
     from trustbench import faults  # noqa: F401  (registers the fault models)
+    from trustbench.faults.campaign import run_campaign
 
     torch.manual_seed(0)
     net = KeepsBatchSize().eval()

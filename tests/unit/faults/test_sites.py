@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+
 from trustbench.faults.errors import FaultError
 from trustbench.faults.precision import to_precision
 from trustbench.faults.sites import activation_sites, weight_sites
