@@ -10,25 +10,32 @@ copies. Campaign sizes follow the profile (smoke: 200 faults; standard: Leveugle
 5 % margin at 95 % confidence; full: 1 % at 99 %).
 
 The headline scores are the weight SDC and critical-SDC rates (lower is better).
+
+Fault models and protections are not named here: the tests are parametrised over the registry
+(built-ins, modules dropped into ``faults/``, third-party entry points), and each plugin runs in
+the profiles it declares (:func:`trustbench.faults.profiles.selected_fault_models`; the
+headline single bit flip runs in every profile), or as the ``[faults]`` settings
+``fault_models`` / ``protections`` select.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from trustbench import registry
+from trustbench.checkpoints import JsonCheckpoints
 from trustbench.faults import profiles
 from trustbench.faults.campaign import CampaignConfig, CampaignState, run_campaign
 from trustbench.faults.errors import FaultError
 from trustbench.faults.precision import compare_precisions
-from trustbench.faults.protection import (
-    RangeRestriction,
-    WeightRangeCheck,
-    evaluate_protection,
-    newcombe_difference,
-)
-
-from trustbench.checkpoints import JsonCheckpoints
+from trustbench.faults.protection import evaluate_protection, newcombe_difference
 
 INTERVAL = "Wilson score interval over faults"
+
+#: Every registered fault model but the headline, and every registered protection, at
+#: collection time (registry discovery loads the entry points of third-party packages too).
+FAULT_MODELS = [n for n in registry.all_plugins("fault") if n != profiles.HEADLINE_FAULT_MODEL]
+PROTECTIONS = list(registry.all_plugins("protection"))
 
 
 @pytest.fixture(scope="module")
@@ -198,13 +205,17 @@ def test_per_bit_vulnerability(weight_campaign, record_metric):
                   params=_params(res, cell_counts=res.per_bit_n))
 
 
-@pytest.mark.parametrize("protection", ["ranger", "weight_range"])
-def test_protection(protection, task, eval_set, weight_config, weight_campaign, checkpoint,
-                    record_metric):
-    """Ranger (activation range restriction) and the weight range check, on the same faults:
-    SDC reduction with its interval, and the cost in clean accuracy and latency."""
+@pytest.mark.parametrize("protection", PROTECTIONS)
+def test_protection(protection, task, eval_set, faults_budget, weight_config, weight_campaign,
+                    checkpoint, record_metric):
+    """Each registered protection the profile runs (built in: Ranger, activation range
+    restriction; the weight range check), on the same faults: SDC reduction with its interval,
+    and the cost in clean accuracy and latency."""
+    selected = profiles.selected_protections(faults_budget)
+    if protection not in selected:
+        pytest.skip(_not_selected("protection", protection, "protections", faults_budget))
     x_fit = task.x_train[:2000] if len(task.x_train) else eval_set[0]
-    prot = RangeRestriction() if protection == "ranger" else WeightRangeCheck()
+    prot = registry.get("protection", protection)()
     try:
         prot.fit(task.model, x_fit.to(task.device))
     except FaultError as exc:
@@ -216,8 +227,11 @@ def test_protection(protection, task, eval_set, weight_config, weight_campaign, 
                 "the protection)" if res.paired else
                 "Newcombe hybrid score interval of two independent samples (the campaigns did "
                 "not run the same faults)")
+    # the layers a protection guards: the keys of its ``bounds`` (built-ins, templates)
+    layers = getattr(prot, "bounds", None)
     params = _params(weight_campaign, protection=res.protection,
-                     protected_layers=sorted(prot.bounds), interval=interval)
+                     **({"protected_layers": sorted(layers)} if layers is not None else {}),
+                     interval=interval)
     record_metric(f"{protection}_sdc_reduction", res.sdc_reduction, unit="fraction of faults",
                   higher_is_better=True, ci=res.sdc_reduction_ci, n=res.protected.n_faults,
                   params=params)
@@ -276,21 +290,65 @@ def test_precision_comparison(task, eval_set, weight_config, faults_budget, chec
                               "samples (each precision draws its own faults)"})
 
 
-def test_other_fault_models(task, eval_set, weight_config, faults_budget, checkpoint,
-                            record_metric):
-    if not faults_budget.fault_models:
+def _not_selected(kind, name, setting, budget):
+    if getattr(budget, setting) is not None:
+        return f"{name} is not in the [faults] {setting} setting"
+    declared = ", ".join(profiles.declared_profiles(registry.get(kind, name))) or "none"
+    what = "fault model" if kind == "fault" else kind
+    return (f"the {what} {name} runs in the profiles it declares ({declared}), not in "
+            f"{budget.profile}; list it in the [faults] {setting} setting to measure it")
+
+
+@pytest.fixture(scope="module")
+def model_campaign(task, eval_set, weight_config, checkpoint):
+    """``model_campaign(name)``: the weight campaign of fault model ``name`` (run once per
+    module; a :class:`FaultError` where the task's model does not allow it is returned)."""
+    done = {}
+
+    def get(name):
+        if name not in done:
+            try:
+                done[name] = run_campaign(task.model, *eval_set, weight_config,
+                                          fault_model=name,
+                                          checkpoint=checkpoint(f"model-{name}"))
+            except FaultError as exc:
+                done[name] = exc
+        return done[name]
+
+    return get
+
+
+@pytest.mark.parametrize("fault_model", FAULT_MODELS)
+def test_fault_model(fault_model, task, faults_budget, model_campaign):
+    """Each registered fault model the profile runs: its weight campaign on the same
+    configuration as the headline one (a row of ``weight_sdc_rate_by_fault_model``)."""
+    if fault_model not in profiles.selected_fault_models(faults_budget):
+        pytest.skip(_not_selected("fault", fault_model, "fault_models", faults_budget))
+    res = model_campaign(fault_model)
+    if isinstance(res, FaultError):
+        pytest.skip(f"no {fault_model} campaign for task {task.name}: {res}")
+    assert res.complete and res.n_faults > 0
+
+
+def test_other_fault_models(task, faults_budget, model_campaign, record_metric):
+    """The SDC rate of every fault model the profile runs besides the headline, one row each
+    (in the models' declared ``order``; campaigns shared with :func:`test_fault_model`)."""
+    names = profiles.selected_fault_models(faults_budget)
+    if not names:
         pytest.skip(f"the {faults_budget.profile} profile measures single bit flips only")
-    rows = []
-    for name in faults_budget.fault_models:
-        try:
-            res = run_campaign(task.model, *eval_set, weight_config, fault_model=name,
-                               checkpoint=checkpoint(f"model-{name}"))
-        except FaultError as exc:
-            pytest.skip(f"no {name} campaign for task {task.name}: {exc}")
+    rows, not_run = [], {}
+    for name in names:
+        res = model_campaign(name)
+        if isinstance(res, FaultError):
+            not_run[name] = str(res)
+            continue
         rows.append({"group": name, "value": res.sdc.value, "ci": list(res.sdc.ci),
                      "n": res.n_faults})
+    if not rows:
+        pytest.skip(f"no fault model campaign for task {task.name}: {not_run}")
     record_metric("weight_sdc_rate_by_fault_model", {"rows": rows}, unit="fraction of faults",
-                  higher_is_better=False, params={"interval": INTERVAL})
+                  higher_is_better=False,
+                  params={"interval": INTERVAL, **({"not_run": not_run} if not_run else {})})
 
 
 def test_injection_speed(weight_campaign, activation_campaign, record_metric):
