@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from trustbench.attacks.evaluate import evaluate_attack
 
 from trustbench import attacks
+from trustbench.attacks.evaluate import evaluate_attack
 
 art = pytest.importorskip("art")
 
@@ -105,7 +105,6 @@ def test_native_pgd_within_interval_of_art_pgd(setup, norm: str, eps: float) -> 
 def test_native_ensemble_within_interval_of_art_autoattack(setup) -> None:
     """Native APGD-CE + APGD-DLR worst case vs ART's AutoAttack (APGD-CE, APGD-DLR, Square)."""
     from trustbench.attacks.evaluate import worst_case
-
     from trustbench.stats import clopper_pearson_interval
 
     model, _, x, y = setup

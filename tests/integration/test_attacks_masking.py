@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from trustbench.attacks import checks
-from trustbench.attacks.evaluate import evaluate_attack
 
 from trustbench import attacks
+from trustbench.attacks import checks
+from trustbench.attacks.evaluate import evaluate_attack
 
 
 class Quantize(nn.Module):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trustbench.attacks.evaluate import evaluate_attack
 
 from tests.unit.attacks.conftest import train_digits_cnn
 from trustbench import attacks
+from trustbench.attacks.evaluate import evaluate_attack
 from trustbench.stats import clopper_pearson_interval
 
 
