@@ -63,7 +63,7 @@ PILLAR = Pillar(
 )
 
 # Every module of the package registers its plugins: a new attack is one file dropped here.
-import_submodules(__name__)
+import_submodules(__name__, PILLAR.kinds)
 
 __all__ = [
     "APGDCE",

@@ -26,7 +26,7 @@ from torch import nn
 from trustbench.attacks.base import AttackError, AttackParams, AttackResult, EvasionAttack
 from trustbench.attacks.geometry import lp_norms
 from trustbench.attacks.profiles import SuitePlan
-from trustbench.registry import contract_opt_outs
+from trustbench.registry import contract_opt_outs, names
 
 __all__ = ["CHECKS", "FAST", "check_attack", "fast_instance"]
 
@@ -65,7 +65,7 @@ def fast_instance(cls: type[EvasionAttack], norm: str, eps: float) -> EvasionAtt
     return cls(eps=eps, norm=norm, **{k: v for k, v in FAST.items() if k in names})
 
 
-def _tiny_model() -> nn.Module:
+def _tiny_model(classes: int) -> nn.Module:
     gen = torch.Generator().manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1),
@@ -73,7 +73,7 @@ def _tiny_model() -> nn.Module:
         nn.ReLU(),
         nn.Dropout(0.5),
         nn.Flatten(),
-        nn.Linear(4 * 6 * 6, 5),
+        nn.Linear(4 * 6 * 6, classes),
     )
     with torch.no_grad():
         for p in model.parameters():
@@ -111,7 +111,14 @@ def check_attack(cls: type[EvasionAttack], norm: str) -> dict[str, str]:
         assert cls.norms and set(cls.norms) <= {"linf", "l2"}, (
             f"attack {name!r}: norms must be a non-empty subset of ('linf', 'l2')")
         assert isinstance(cls.suite, SuitePlan), f"attack {name!r}: suite must be a SuitePlan"
-    model = _tiny_model()
+        fields = {f.name for f in dataclasses.fields(cls.Params)}
+        assert set(cls.suite.budget) <= fields, (
+            f"attack {name!r}: its SuitePlan sets parameters "
+            f"{sorted(set(cls.suite.budget) - fields)} that its Params does not have")
+        missing = sorted(set(cls.suite.stronger_than) - set(names("attack")))
+        assert not missing, f"attack {name!r}: stronger_than names unknown attacks {missing}"
+    classes = max(5, int(getattr(cls, "min_classes", 2)))
+    model = _tiny_model(classes)
     model.train()  # the attack must switch to eval and restore train mode
     flags = [p.requires_grad for p in model.parameters()]
     before = [t.detach().clone() for t in [*model.parameters(), *model.buffers()]]
@@ -119,7 +126,7 @@ def check_attack(cls: type[EvasionAttack], norm: str) -> dict[str, str]:
     x = torch.rand(12, 1, 6, 6, generator=gen)
     x[0] = 0.0
     x[1] = 1.0  # corners of the input range
-    y = torch.randint(0, 5, (12,), generator=gen)
+    y = torch.randint(0, classes, (12,), generator=gen)
     x_copy = x.clone()
     eps = 0.15 if norm == "linf" else 0.8
     res = fast_instance(cls, norm, eps)(model, x, y, seed=0)

@@ -219,9 +219,9 @@ class SuitePlan:
     images_only
         Runs on image inputs only (e.g. square patches).
     label
-        Metric stem of a minimal-norm attack's ``<label>_median_l2`` (default: its name).
+        Metric stem of a minimal-norm attack's ``<label>_median_<norm>`` (default: its name).
     eps_metrics
-        Minimal-norm attacks: also record robust accuracy at each default L2 eps.
+        Minimal-norm attacks: also record robust accuracy at each default eps of its norm.
     order
         Position among the attacks (metric and worst-case order); ties go by name.
     """
@@ -238,18 +238,41 @@ class SuitePlan:
     order: int = 100
 
     def __post_init__(self) -> None:
+        def strings(value: Any, what: str, example: str) -> None:
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"SuitePlan {what} must be a tuple of names, e.g. {example}; "
+                                  f"got {value!r}")
+
+        strings(self.profiles, "profiles", '("standard", "full")')
+        strings(self.stronger_than, "stronger_than", '("fgsm",)')
         unknown = sorted(set(self.profiles) - set(PROFILES))
         if unknown:
             raise ConfigError(f"SuitePlan profiles {unknown} unknown; accepted: "
                               f"{', '.join(PROFILES)}")
         if self.eps not in ("all", "headline"):
             raise ConfigError(f"SuitePlan eps must be 'all' or 'headline', got {self.eps!r}")
-        names = {f for f in RobustnessBudget.__dataclass_fields__}
-        bad = sorted(({self.samples} - {None}) | set(self.budget.values())) if names else []
-        bad = [b for b in bad if b not in names]
+        if isinstance(self.order, bool) or not isinstance(self.order, int):
+            raise ConfigError(f"SuitePlan order must be an integer, got {self.order!r}")
+        for flag in ("worst_case", "images_only", "eps_metrics"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"SuitePlan {flag} must be True or False, got "
+                                  f"{getattr(self, flag)!r}")
+        if not isinstance(self.label, str):
+            raise ConfigError(f"SuitePlan label must be a string, got {self.label!r}")
+        fields = RobustnessBudget.__dataclass_fields__
+        if not isinstance(self.budget, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.budget.items()):
+            raise ConfigError(f"SuitePlan budget must map attack parameters to budget fields, "
+                              f'e.g. {{"steps": "pgd_steps"}}; got {self.budget!r}')
+        bad = sorted(v for v in set(self.budget.values()) if v not in fields)
         if bad:
-            raise ConfigError(f"SuitePlan names budget fields {bad} that RobustnessBudget does "
-                              f"not have; it has: {', '.join(sorted(names))}")
+            raise ConfigError(f"SuitePlan budget names fields {bad} that RobustnessBudget does "
+                              f"not have; it has: {', '.join(sorted(fields))}")
+        counts = sorted(f for f, spec in fields.items() if spec.type in ("int", int)
+                        and f.endswith("samples"))
+        if self.samples is not None and self.samples not in counts:
+            raise ConfigError(f"SuitePlan samples must name a RobustnessBudget field holding a "
+                              f"number of samples ({', '.join(counts)}), got {self.samples!r}")
 
     def runs_in(self, profile: str) -> bool:
         """Whether the suite runs the attack in ``profile``."""

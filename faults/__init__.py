@@ -60,7 +60,7 @@ PILLAR = Pillar(
 )
 
 # Every module of the package registers its plugins: a new fault model is one file dropped here.
-import_submodules(__name__)
+import_submodules(__name__, PILLAR.kinds)
 
 __all__ = [
     "PILLAR",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trustbench.errors import ConfigError
+from trustbench.registry import RegistryError
 
 #: The benchmark profiles, smallest budget first.
 PROFILES: tuple[str, ...] = ("smoke", "standard", "full")
@@ -132,8 +133,6 @@ def declared_profiles(plugin: Any) -> tuple[str, ...]:
     RegistryError
         If the declaration is not a tuple of profile names.
     """
-    from trustbench.registry import RegistryError
-
     declared = getattr(plugin, "profiles", PROFILES)
     if isinstance(declared, str) or not isinstance(declared, (tuple, list)) or any(
             p not in PROFILES for p in declared):
@@ -149,13 +148,34 @@ def _order(plugin: Any) -> Any:
         else DEFAULT_ORDER
 
 
-def _declaring(kind: str, profile: str) -> list[str]:
-    """Registered plugins of ``kind`` that declare ``profile``, by (``order``, name)."""
+def declaration_problems(kind: str) -> list[str]:
+    """Registered plugins of ``kind`` whose ``profiles`` declaration is unusable (they are
+    left out of every profile), one readable line each."""
     from trustbench import registry
+
+    problems = []
+    for name, cls in registry.all_plugins(kind).items():
+        try:
+            declared_profiles(cls)
+        except RegistryError as exc:
+            problems.append(f"{kind} {name}: {exc}")
+    return problems
+
+
+def _declaring(kind: str, profile: str) -> list[str]:
+    """Registered plugins of ``kind`` that declare ``profile``, by (``order``, name); a
+    plugin with an unusable declaration is left out (see :func:`declaration_problems`)."""
+    from trustbench import registry
+
+    def declares(cls: Any) -> bool:
+        try:
+            return profile in declared_profiles(cls)
+        except RegistryError:
+            return False
 
     plugins = registry.all_plugins(kind)
     return [name for name, cls in sorted(plugins.items(), key=lambda kv: (_order(kv[1]), kv[0]))
-            if profile in declared_profiles(cls)]
+            if declares(cls)]
 
 
 def selected_fault_models(b: FaultBudget) -> list[str]:

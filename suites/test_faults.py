@@ -38,6 +38,16 @@ FAULT_MODELS = [n for n in registry.all_plugins("fault") if n != profiles.HEADLI
 PROTECTIONS = list(registry.all_plugins("protection"))
 
 
+def test_registered_plugins_load_and_declare_valid_profiles(task):
+    """Every fault-model and protection plugin loaded (built-in, dropped into faults/, or an
+    installed package's entry point) with a usable ``profiles`` declaration: one that did not
+    is left out of the measurement, and named here."""
+    problems = registry.load_errors(("fault", "protection"))
+    problems += profiles.declaration_problems("fault") + profiles.declaration_problems(
+        "protection")
+    assert not problems, "plugins left out of the faults pillar:\n" + "\n".join(problems)
+
+
 @pytest.fixture(scope="module")
 def faults_budget(bench_config):
     return profiles.budget(bench_config.profile, bench_config.pillar_options("faults"))

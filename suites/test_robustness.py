@@ -14,6 +14,7 @@ task come from :func:`trustbench.attacks.profiles.task_eps`. Settings in
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import statistics
@@ -25,6 +26,7 @@ import torch
 
 from trustbench import attacks, registry
 from trustbench.attacks import checks, profiles
+from trustbench.attacks.base import EvasionAttack
 from trustbench.attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at
 from trustbench.stats import clopper_pearson_interval
 
@@ -39,9 +41,30 @@ AUTOATTACK_ENSEMBLE = ("apgd-ce", "apgd-dlr", "square")
 WHITE_BOX_REFERENCE = ("pgd", "apgd-ce")
 
 
+def _plan_problem(name: str, cls: Any) -> str | None:
+    """What makes a registered attack unusable by the suite (None: nothing)."""
+    if not (isinstance(cls, type) and issubclass(cls, EvasionAttack)):
+        return f"{name}: {cls!r} is not an EvasionAttack subclass"
+    plan = getattr(cls, "suite", None)
+    if not isinstance(plan, profiles.SuitePlan):
+        return f"{name}: its suite plan must be a SuitePlan, got {plan!r}"
+    if not cls.norms or not set(cls.norms) <= set(NORMS):
+        return f"{name}: norms must be a non-empty subset of {NORMS}, got {cls.norms!r}"
+    params = {f.name for f in dataclasses.fields(cls.Params)}
+    unknown = sorted(set(plan.budget) - params)
+    if unknown:
+        return (f"{name}: its suite plan sets parameters {unknown} that its Params does not "
+                f"have ({', '.join(sorted(params))})")
+    missing = sorted(set(plan.stronger_than) - set(registry.names("attack")))
+    if missing:
+        return f"{name}: stronger_than names attacks that are not registered: {missing}"
+    return None
+
+
 def _attacks() -> dict[str, type]:
-    """Every registered attack, in suite order (``SuitePlan.order``, then name)."""
-    plugins = registry.all_plugins("attack")
+    """Every usable registered attack, in suite order (``SuitePlan.order``, then name)."""
+    plugins = {n: c for n, c in registry.all_plugins("attack").items()
+               if _plan_problem(n, c) is None}
     return dict(sorted(plugins.items(), key=lambda kv: (kv[1].suite.order, kv[0])))
 
 
@@ -205,6 +228,17 @@ def _record_eval(record_metric, e: RobustEvaluation, **extra: Any) -> None:
 # ------------------------------------------------------------------ validity of the set-up
 
 
+def test_registered_plugins_load_and_declare_valid_plans(task):
+    """Every attack and corruption plugin loaded (built-in, dropped into attacks/, or an
+    installed package's entry point) and every attack declares a plan the suite can run: one
+    that does not is left out of the measurement, and named here."""
+    problems = registry.load_errors(("attack", "corruption"))
+    problems += [p for n, c in registry.all_plugins("attack").items()
+                 if (p := _plan_problem(n, c)) is not None]
+    assert not problems, "plugins left out of the robustness pillar:\n" + "\n".join(problems)
+
+
+
 def test_model_deterministic(ctx, record_check):
     """Two eval-mode forward passes agree (no dropout or randomised defence left on)."""
     x = ctx.x[:256].to(ctx.task.device)
@@ -296,7 +330,7 @@ def test_minimal_norm_attack(ctx, name, record_metric):
     if not plan.eps_metrics:
         return
     for eps in ctx.eps.get(norm, []):
-        acc = robust_accuracy_at(e, eps)
+        acc = robust_accuracy_at(e, eps, norm=norm)
         k = round(acc * e.n)
         record_metric(
             metric_id("robust_accuracy", name, norm, float(eps)),

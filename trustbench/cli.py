@@ -161,19 +161,36 @@ def _template_kinds() -> dict[str, object]:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from trustbench import registry
+
     kinds = _template_kinds()
     if args.kind not in kinds:
+        broken = [e for e in registry.load_errors() if e.startswith("trustbench.pillars:")]
         raise BenchError(f"`trustbench new {args.kind}`: accepted kinds are: "
-                         f"{', '.join(sorted(kinds)) or '(no pillar declares a template)'}")
+                         f"{', '.join(sorted(kinds)) or '(no pillar declares a template)'}"
+                         + (f" (pillar packages that failed to load: {'; '.join(broken)})"
+                            if broken else ""))
     render = kinds[args.kind].template(args.kind)  # type: ignore[attr-defined]
     text = render(args.name)  # raises a BenchError for a name that is no identifier
+    article = "an" if args.kind[:1] in "aeiou" else "a"
+    if args.name in registry.names(args.kind):
+        where = registry.get(args.kind, args.name)
+        raise BenchError(f"{article} {args.kind} plugin named {args.name!r} is already registered "
+                         f"({getattr(where, '__module__', '?')}); choose another name")
     path = Path(args.out or f"{args.name.replace('-', '_')}.py")
     if path.exists():
         raise BenchError(f"{path} exists; not overwriting it")
+    if not path.parent.is_dir():
+        raise BenchError(f"--out {path}: the folder {path.parent} does not exist")
+    package = kinds[args.kind].package_dir()  # type: ignore[attr-defined]
+    if package is not None and (package / path.name).exists():
+        raise BenchError(f"{path.name} is the name of a module of the {args.kind} plugins' "
+                         f"package ({package / path.name}); choose another name, so the file "
+                         "can be dropped there without replacing it")
     path.write_text(text)
-    print(f"wrote {path}: a {args.kind} plugin named {args.name!r}. Drop it into the pillar's "
-          "package folder, or register it from your package's pyproject.toml (see its "
-          "docstring); the contract test and the suite pick it up from there.")
+    print(f"wrote {path}: {article} {args.kind} plugin named {args.name!r}. Drop it into the "
+          "pillar's package folder, or register it from your package's pyproject.toml (see "
+          "its docstring); the contract test and the suite pick it up from there.")
     return 0
 
 

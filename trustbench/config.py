@@ -261,11 +261,16 @@ def build_config(options: dict[str, Any], rootdir: str | Path = ".") -> RunConfi
             continue
         attr = _FILE_KEYS.get(key)
         if attr is None:
+            from trustbench.registry import load_errors
+
             accepted = ", ".join(sorted(set(_FILE_KEYS) | pillar_names))
+            broken = [e for e in load_errors() if e.startswith("trustbench.pillars:")]
             raise ConfigError(
                 f"unknown key {key!r} in {file_path}: accepted keys are {accepted} "
-                "(pillar settings go in sub-tables: [faults] in trustbench.toml, "
-                "[tool.trustbench.faults] in pyproject.toml)"
+                "(pillar settings go in sub-tables named after the declared pillars: [faults] "
+                "in trustbench.toml, [tool.trustbench.faults] in pyproject.toml)"
+                + (f". Pillar packages that failed to load: {'; '.join(broken)}"
+                   if broken else "")
             )
         _set(cfg, attr, value, source=str(file_path))
 

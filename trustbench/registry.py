@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import os
 import pkgutil
 import threading
 from collections.abc import Callable
@@ -80,6 +81,15 @@ class Pillar:
     templates: dict[str, str] = field(default_factory=dict)
     order: int = 100
 
+    def package_dir(self) -> Any:
+        """The folder of the package that declares the pillar (a ``pathlib.Path``), or None."""
+        import importlib.util
+        from pathlib import Path
+
+        module = next(iter(self.templates.values()), "").partition(":")[0]
+        spec = importlib.util.find_spec(module) if module else None
+        return Path(spec.origin).parent if spec and spec.origin else None
+
     def template(self, kind: str) -> Callable[[str], str]:
         """The template renderer of ``kind`` (imported on first use)."""
         target = self.templates.get(kind)
@@ -103,7 +113,7 @@ def pillars() -> dict[str, Pillar]:
     if _pillars is not None:
         return _pillars
     found: dict[str, Pillar] = {}
-    for ep in importlib.metadata.entry_points(group=PILLAR_GROUP):
+    for ep in _builtins_first(importlib.metadata.entry_points(group=PILLAR_GROUP)):
         try:
             loaded = ep.load()
             decl = loaded if isinstance(loaded, Pillar) else getattr(loaded, "PILLAR", None)
@@ -114,7 +124,8 @@ def pillars() -> dict[str, Pillar]:
             continue
         if decl.name in found and found[decl.name] != decl:
             _load_errors.append(f"{PILLAR_GROUP}:{ep.name} -> {ep.value}: pillar "
-                                f"{decl.name!r} is declared twice")
+                                f"{decl.name!r} is already declared by another package; "
+                                "left out")
             continue
         found[decl.name] = decl
     _pillars = dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
@@ -131,19 +142,27 @@ def pillar_of_kind(kind: str) -> Pillar | None:
     return next((p for p in pillars().values() if kind in p.kinds), None)
 
 
-def import_submodules(package: str) -> list[str]:
-    """Import every module of ``package`` (not its subpackages' ``_private`` ones).
+def import_submodules(package: str, kinds: tuple[str, ...] = ()) -> list[str]:
+    """Import every module of ``package`` (but ``_private`` ones).
 
     A pillar package calls this from its ``__init__`` so that each plugin module registers its
     classes: a new plugin is one file dropped into the package, with no import line to add.
-    Returns the imported module names, sorted.
+    A module that fails to import is left out and named by :func:`load_errors` (under the
+    group of each of ``kinds``, the plugin kinds the package holds), so one broken file does
+    not take the pillar down. Returns the imported module names, sorted.
     """
     pkg = importlib.import_module(package)
     names = []
     for info in pkgutil.iter_modules(getattr(pkg, "__path__", []), prefix=f"{package}."):
         if info.name.rsplit(".", 1)[-1].startswith("_"):
             continue
-        importlib.import_module(info.name)
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:
+            for kind in kinds or ("plugin",):
+                _load_errors.append(f"{entry_point_group(kind)}:{info.name} (a module of "
+                                    f"{package}): {exc!r}")
+            continue
         names.append(info.name)
     return sorted(names)
 
@@ -206,27 +225,51 @@ def unregister(kind: str, name: str) -> None:
         _registry.get(kind, {}).pop(name, None)
 
 
+def _builtins_first(eps: Any) -> list[Any]:
+    """Entry points in load order: trustbench's own first, so a third-party plugin can never
+    take a built-in's name (its registration is then the one refused), then by name."""
+    return sorted(eps, key=lambda ep: (not ep.value.startswith("trustbench."), ep.name, ep.value))
+
+
 def discover(kind: str) -> None:
-    """Load every entry point of ``kind``'s group once (built-ins and third-party packages)."""
+    """Load every entry point of ``kind``'s group once (built-ins first, then third parties).
+
+    An entry point that fails to load, names a plugin of another kind or takes a name that is
+    already registered is left out and named by :func:`load_errors`; the others load.
+    """
     if kind in _discovered:
         return
     _discovered.add(kind)
-    for ep in importlib.metadata.entry_points(group=entry_point_group(kind)):
+    group = entry_point_group(kind)
+    for ep in _builtins_first(importlib.metadata.entry_points(group=group)):
+        where = f"{group}:{ep.name} -> {ep.value}"
         try:
             loaded = ep.load()
+            if inspect.isclass(loaded):
+                own = getattr(loaded, "kind", "") or kind
+                if own != kind:
+                    raise RegistryError(f"{_where(loaded)} is a {own!r} plugin, not {kind!r}: "
+                                        f"declare it in the group {entry_point_group(own)!r}")
+                name = getattr(loaded, "name", None)
+                if isinstance(name, str) and name:
+                    register(kind, name, loaded)
         except Exception as exc:  # a broken third-party plugin must not take the run down
-            _load_errors.append(f"{entry_point_group(kind)}:{ep.name} -> {ep.value}: {exc!r}")
-            continue
-        name = getattr(loaded, "name", None) if inspect.isclass(loaded) else None
-        if isinstance(name, str) and name:
-            register(kind, name, loaded)
+            _load_errors.append(f"{where}: {exc!r}")
 
 
 _load_errors: list[str] = []
 
 
-def load_errors() -> list[str]:
-    """Entry points that failed to load, as readable strings."""
+def load_errors(kinds: tuple[str, ...] | None = None) -> list[str]:
+    """Entry points and plugin modules that failed to load, as readable strings.
+
+    ``kinds``: only those of these plugin kinds' groups (after discovering them).
+    """
+    if kinds is not None:
+        for kind in kinds:
+            discover(kind)
+        groups = tuple(f"{entry_point_group(k)}:" for k in kinds)
+        return [e for e in _load_errors if e.startswith(groups)]
     return list(_load_errors)
 
 
@@ -299,10 +342,21 @@ def _where(obj: Any) -> str:
     return f"{mod}.{qual}"
 
 
+def _source(cls: Any) -> str | None:
+    try:
+        path = inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        return None
+    return os.path.realpath(path) if path else None
+
+
 def _same_definition(a: Any, b: Any) -> bool:
+    """The same class from the same source file, imported twice under two module names (a
+    test importing a plugin file by path): not a clash. Anything else with the name is."""
     return (
         inspect.isclass(a)
         and inspect.isclass(b)
         and a.__qualname__ == b.__qualname__
-        and a.__module__.rsplit(".", 1)[-1] == b.__module__.rsplit(".", 1)[-1]
+        and _source(a) is not None
+        and _source(a) == _source(b)
     )

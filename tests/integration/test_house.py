@@ -144,3 +144,69 @@ def test_third_party_plugins_are_measured_by_the_suites(plugin_root, tmp_path):
     assert "tp-attack" in worst["params"]["attacks"]
     blob = json.dumps([m for m in card["metrics"] if m["pillar"] == "faults"])
     assert "tp_fault" in blob
+    # the run says which third-party plugins took part, so compare never ranks it against a
+    # run without them
+    assert card["run"]["settings"]["plugins"] == {
+        "attack": {"tp-attack": "tbplug.tp_attack:TpAttack"},
+        "fault": {"tp_fault": "tbplug.tp_fault:TpFault"}}
+
+
+def _broken_package(root: Path) -> Path:
+    """A package whose plugins are broken in every way a plugin can be: an import error, a
+    built-in's name, an entry point of the wrong kind, a plan the suite cannot run."""
+    pkg = root / "tbbad"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "broken.py").write_text("raise ImportError('a dependency that is not installed')\n")
+    (pkg / "impostor.py").write_text(textwrap.dedent('''
+        from trustbench.attacks import FGSM
+
+        class PGD(FGSM):
+            """Claims the built-in PGD's name."""
+
+            name = "pgd"
+    '''))
+    (pkg / "badplan.py").write_text(textwrap.dedent('''
+        from trustbench.attacks import FGSM
+        from trustbench.attacks.profiles import SuitePlan
+
+        class BadPlan(FGSM):
+            """A plan setting a parameter its Params does not have."""
+
+            name = "bad-plan"
+            suite = SuitePlan(budget={"stepz": "pgd_steps"})
+    '''))
+    info = root / "tbbad-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tbbad\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("""
+        [trustbench.attacks]
+        broken = tbbad.broken
+        impostor = tbbad.impostor:PGD
+        wrong-kind = trustbench.faults.bitflip:BitFlip
+        bad-plan = tbbad.badplan:BadPlan
+    """))
+    return root
+
+
+def test_broken_third_party_plugins_are_named_and_the_rest_is_measured(tmp_path):
+    root = _broken_package(tmp_path / "site")
+    env = _env(root)
+    listed = tb("list", cwd=tmp_path, env=env)
+    assert listed.returncode == 0
+    assert "tbbad.broken" in listed.stderr and "already registered" in listed.stderr
+    assert "is a 'fault' plugin, not 'attack'" in listed.stderr
+    out = tmp_path / "out"
+    res = tb("run", "--pillar", "robustness", "--bench-task", "digits-cnn", "--bench-profile",
+             "smoke", f"--bench-out={out}", "--", "-q", "-p", "no:randomly", cwd=tmp_path,
+             env=env)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "test_registered_plugins_load_and_declare_valid_plans" in res.stdout
+    for what in ("tbbad.broken", "already registered", "not 'attack'", "stepz"):
+        assert what in res.stdout, what
+    card = _card(out)
+    assert card["run"]["status"] == "incomplete"
+    assert "plugins left out of the robustness pillar" in card["pillars"]["robustness"]["reason"]
+    pgd = next(m for m in card["metrics"] if m["name"] == "robust_accuracy.pgd.linf.0.1")
+    assert pgd["params"]["steps"] == 10  # the built-in PGD, not the impostor
+    assert not any("bad-plan" in m["name"] for m in card["metrics"])
