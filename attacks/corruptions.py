@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from torch import nn
 
 from trustbench.errors import ConfigError, DataError
 from trustbench.registry import Plugin
+
+if TYPE_CHECKING:
+    from trustbench.stats import Estimate
 
 __all__ = ["Corruption", "CorruptionEvaluation", "evaluate_corruptions"]
 
@@ -253,15 +256,15 @@ class CorruptionEvaluation:
         """Mean over corruptions and severities of (corrupted error - clean error)."""
         return self.clean_accuracy - self.mean_corruption_accuracy
 
-    def intervals(self, confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
-        """Percentile-bootstrap intervals over the samples of ``mean_corruption_accuracy`` and
-        ``relative_corruption_error``.
+    def estimates(self, confidence: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
+        """``mean_corruption_accuracy`` and ``relative_corruption_error`` with their
+        percentile-bootstrap intervals over the samples (n = the images).
 
         The sample is the unit: all cells of one image are resampled together, because the
         same image under different corruptions is not an independent trial (pooling the cells
         as independent trials would give a too narrow interval).
         """
-        from trustbench.stats import bootstrap_mean_interval
+        from trustbench.stats import Estimate, bootstrap_mean_interval
 
         if self.sample_correct is None or self.sample_clean is None:
             raise DataError("this evaluation kept no per-sample results; re-run "
@@ -269,7 +272,10 @@ class CorruptionEvaluation:
         cells = len(self.names) * len(self.severities)
         acc = self.sample_correct.double().numpy() / cells
         rel = self.sample_clean.double().numpy() - acc
-        return {name: bootstrap_mean_interval(v, confidence=confidence, seed=seed)
+        method = "percentile bootstrap over the images (all cells of an image together)"
+        return {name: Estimate(getattr(self, name),
+                               bootstrap_mean_interval(v, confidence=confidence, seed=seed),
+                               len(v), method, confidence)
                 for name, v in (("mean_corruption_accuracy", acc),
                                 ("relative_corruption_error", rel))}
 

@@ -477,13 +477,13 @@ def test_common_corruptions(ctx, record_metric):
         device=ctx.task.device,
         seed=ctx.seed,
     )
-    ci = ce.intervals(seed=ctx.seed)
+    est = ce.estimates(seed=ctx.seed)
     record_metric(
         "mean_corruption_accuracy",
         ce.mean_corruption_accuracy,
         unit="fraction",
         higher_is_better=True,
-        ci=ci["mean_corruption_accuracy"],
+        ci=est["mean_corruption_accuracy"].ci,
         n=ce.n,
         params={
             "corruptions": ce.names,
@@ -497,7 +497,7 @@ def test_common_corruptions(ctx, record_metric):
         ce.relative_corruption_error,
         unit="fraction",
         higher_is_better=False,
-        ci=ci["relative_corruption_error"],
+        ci=est["relative_corruption_error"].ci,
         n=ce.n,
         params={
             "definition": "mean over corruptions and severities of corrupted "

@@ -79,14 +79,15 @@ def test_evaluate_corruptions_bands(digits_model) -> None:
     assert int(ev.sample_correct.sum()) == sum(map(sum, ev.correct))
     assert int(ev.sample_clean.sum()) == ev.clean_correct and len(ev.sample_correct) == 200
     assert ev.sample_correct.max() <= cells
-    ci = ev.intervals()
+    est = ev.estimates()
     for name in ("mean_corruption_accuracy", "relative_corruption_error"):
-        lo, hi = ci[name]
+        lo, hi = est[name].ci
+        assert est[name].value == getattr(ev, name) and est[name].n == 200
         assert lo < getattr(ev, name) < hi and hi - lo < 0.2
     # resampling whole images is wider than treating the 200 x cells trials as independent
     from trustbench.stats import wilson_interval
 
     k = int(ev.sample_correct.sum())
     pooled = wilson_interval(k, 200 * cells)
-    lo, hi = ci["mean_corruption_accuracy"]
+    lo, hi = est["mean_corruption_accuracy"].ci
     assert hi - lo > 1.5 * (pooled[1] - pooled[0])
