@@ -147,3 +147,14 @@ def test_protection_intervals_follow_the_campaign_confidence():
     assert w[1] > w[0]
     s = [r.sdc_reduction_ci[1] - r.sdc_reduction_ci[0] for r in (r95, r99)]
     assert s[1] > s[0]
+
+
+def test_compare_precisions_names_an_unknown_setting() -> None:
+    from torch import nn
+
+    from trustbench.faults.precision import compare_precisions
+
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    with pytest.raises(FaultError, match="unknown campaign setting.*n_fautls"):
+        compare_precisions(model, x, y, ("fp32",), n_fautls=10)
