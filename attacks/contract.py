@@ -106,8 +106,11 @@ def check_attack(cls: type[EvasionAttack], norm: str) -> dict[str, str]:
     if want("declaration"):
         assert inspect.getdoc(cls) and cls.__doc__ and cls.__doc__.strip(), (
             f"attack {name!r} has no docstring (cite its paper, show a >>> example)")
-        assert dataclasses.is_dataclass(cls.Params) and issubclass(cls.Params, AttackParams), (
+        assert isinstance(cls.Params, type) and issubclass(cls.Params, AttackParams), (
             f"attack {name!r}: Params must be a dataclass subclassing AttackParams")
+        assert "__dataclass_fields__" in vars(cls.Params) or cls.Params is AttackParams, (
+            f"attack {name!r}: its Params class {cls.Params.__name__} is not decorated with "
+            "@dataclass (its fields would not be parameters)")
         assert cls.norms and set(cls.norms) <= {"linf", "l2"}, (
             f"attack {name!r}: norms must be a non-empty subset of ('linf', 'l2')")
         assert isinstance(cls.suite, SuitePlan), f"attack {name!r}: suite must be a SuitePlan"

@@ -312,11 +312,11 @@ def task_eps(task: Any) -> dict[str, list[float]]:
 
 
 def default_eps(
-    attack_defaults: dict[str, list[float]] | None, modality: str
+    defaults: dict[str, list[float]] | None, modality: str
 ) -> dict[str, list[float]]:
     """Default eps per norm: the given ones, else :data:`FALLBACK_EPS` for the modality."""
-    if attack_defaults:
-        return {k: sorted(float(e) for e in v) for k, v in attack_defaults.items() if v}
+    if defaults:
+        return {k: sorted(float(e) for e in v) for k, v in defaults.items() if v}
     return FALLBACK_EPS.get(modality, FALLBACK_EPS["image"])
 
 
@@ -336,7 +336,7 @@ def eps_sweep(max_eps: float, points: int) -> list[float]:
 SUITE_OPTIONS = ("eps", "n_samples")
 
 
-def suite_settings(options: dict[str, Any] | None, attack_defaults: dict[str, list[float]] | None,
+def suite_settings(options: dict[str, Any] | None, defaults: dict[str, list[float]] | None,
                    modality: str, budget_samples: int) -> tuple[dict[str, list[float]], int]:
     """The eps per norm and the number of attacked samples, from the user's settings.
 
@@ -355,7 +355,7 @@ def suite_settings(options: dict[str, Any] | None, attack_defaults: dict[str, li
     if unknown:
         raise ConfigError(f"unknown robustness setting(s) {unknown}; accepted: "
                           f"{', '.join(SUITE_OPTIONS)}.")
-    eps = default_eps(attack_defaults, modality)
+    eps = default_eps(defaults, modality)
     given = opts.get("eps")
     if given is not None:
         if not isinstance(given, dict) or not given:

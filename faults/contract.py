@@ -83,6 +83,16 @@ def check_opt_outs(cls: type) -> None:
     assert "opt_outs" not in opted, f"{_name(cls)} cannot opt out of the opt_outs check"
 
 
+def check_profiles(cls: type) -> None:
+    """``profiles`` (if declared) is a tuple of known profile names, so the suite runs it."""
+    from trustbench.faults.profiles import declared_profiles
+
+    try:
+        declared_profiles(cls)
+    except Exception as exc:
+        raise AssertionError(str(exc)) from None
+
+
 def check_docstring(cls: type) -> None:
     """A class docstring of its own, and a citation of the source in the module's or class's."""
     own = (cls.__dict__.get("__doc__") or "").strip()
@@ -223,6 +233,7 @@ def _layout_check(layout_name: str) -> Callable[[type], None]:
 #: Check name -> check function of a fault model class.
 FAULT_CHECKS: dict[str, Callable[[type], None]] = {
     "opt_outs": check_opt_outs,
+    "profiles": check_profiles,
     "docstring": check_docstring,
     "example": check_example,
     "params": check_params,
@@ -295,6 +306,7 @@ def check_protection_campaign(cls: type) -> None:
 #: Check name -> check function of a protection class.
 PROTECTION_CHECKS: dict[str, Callable[[type], None]] = {
     "opt_outs": check_opt_outs,
+    "profiles": check_profiles,
     "docstring": check_docstring,
     "example": check_example,
     "params": check_params,

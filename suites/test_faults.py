@@ -45,7 +45,7 @@ def test_registered_plugins_load_and_declare_valid_profiles(task):
     problems = registry.load_errors(("fault", "protection"))
     problems += profiles.declaration_problems("fault") + profiles.declaration_problems(
         "protection")
-    assert not problems, "plugins left out of the faults pillar:\n" + "\n".join(problems)
+    assert not problems, "plugins left out of the faults pillar: " + "; ".join(problems)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,9 @@ def _plan_problem(name: str, cls: Any) -> str | None:
         return f"{name}: its suite plan must be a SuitePlan, got {plan!r}"
     if not cls.norms or not set(cls.norms) <= set(NORMS):
         return f"{name}: norms must be a non-empty subset of {NORMS}, got {cls.norms!r}"
+    if "__dataclass_fields__" not in vars(cls.Params):
+        return (f"{name}: its Params class {cls.Params.__name__} is not decorated with "
+                "@dataclass")
     params = {f.name for f in dataclasses.fields(cls.Params)}
     unknown = sorted(set(plan.budget) - params)
     if unknown:
@@ -235,7 +238,7 @@ def test_registered_plugins_load_and_declare_valid_plans(task):
     problems = registry.load_errors(("attack", "corruption"))
     problems += [p for n, c in registry.all_plugins("attack").items()
                  if (p := _plan_problem(n, c)) is not None]
-    assert not problems, "plugins left out of the robustness pillar:\n" + "\n".join(problems)
+    assert not problems, "plugins left out of the robustness pillar: " + "; ".join(problems)
 
 
 

@@ -151,6 +151,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:20s} {doc[0] if doc else ''}")
     for err in registry.load_errors():
         print(f"warning: plugin failed to load: {err}", file=sys.stderr)
+    for warn in registry.load_warnings():
+        print(f"warning: {warn}", file=sys.stderr)
     return 0
 
 
@@ -188,9 +190,10 @@ def cmd_new(args: argparse.Namespace) -> int:
                          f"package ({package / path.name}); choose another name, so the file "
                          "can be dropped there without replacing it")
     path.write_text(text)
+    folder = f" ({package})" if package is not None else ""
     print(f"wrote {path}: {article} {args.kind} plugin named {args.name!r}. Drop it into the "
-          "pillar's package folder, or register it from your package's pyproject.toml (see "
-          "its docstring); the contract test and the suite pick it up from there.")
+          f"pillar's package folder{folder}, or register it from your package's pyproject.toml "
+          "(see its docstring); the contract test and the suite pick it up from there.")
     return 0
 
 

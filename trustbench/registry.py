@@ -36,12 +36,16 @@ import importlib.metadata
 import inspect
 import os
 import pkgutil
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from trustbench.errors import BenchError
+
+#: What a plugin name may look like (it becomes part of metric names).
+NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 
 #: The entry-point group in which pillar packages declare themselves.
 PILLAR_GROUP = "trustbench.pillars"
@@ -201,6 +205,11 @@ def register(kind: str, name: str, obj: Any, *, force: bool = False) -> Any:
     """
     if not name or not isinstance(name, str):
         raise RegistryError(f"a {kind} plugin needs a non-empty string name, got {name!r}")
+    if not NAME_RE.fullmatch(name):
+        raise RegistryError(
+            f"{kind} name {name!r} of {_where(obj)} is not accepted: names become part of metric "
+            "names, so use lowercase letters and digits, words joined by single '-' or '_', "
+            "starting with a letter (e.g. 'my-attack', 'my_fault')")
     with _lock:
         table = _registry.setdefault(kind, {})
         old = table.get(name)
@@ -212,8 +221,7 @@ def register(kind: str, name: str, obj: Any, *, force: bool = False) -> Any:
                 return obj
             raise RegistryError(
                 f"{kind} {name!r} is already registered by {_where(old)}; "
-                f"cannot register {_where(obj)} under the same name "
-                "(choose another name, or pass force=True to replace it)"
+                f"cannot register {_where(obj)} under the same name (choose another name)"
             )
         table[name] = obj
     return obj
@@ -248,8 +256,13 @@ def discover(kind: str) -> None:
             if inspect.isclass(loaded):
                 own = getattr(loaded, "kind", "") or kind
                 if own != kind:
-                    raise RegistryError(f"{_where(loaded)} is a {own!r} plugin, not {kind!r}: "
-                                        f"declare it in the group {entry_point_group(own)!r}")
+                    # importing it registered it under its own kind already: it works there,
+                    # only the declaration is misfiled
+                    _load_warnings.append(
+                        f"{where}: {_where(loaded)} is a plugin of kind {own!r}, not {kind!r}; "
+                        f"it is registered as {own!r} (move the entry point to the group "
+                        f"{entry_point_group(own)!r})")
+                    continue
                 name = getattr(loaded, "name", None)
                 if isinstance(name, str) and name:
                     register(kind, name, loaded)
@@ -258,6 +271,12 @@ def discover(kind: str) -> None:
 
 
 _load_errors: list[str] = []
+_load_warnings: list[str] = []
+
+
+def load_warnings() -> list[str]:
+    """Entry points that loaded but are declared oddly (a plugin filed under another kind)."""
+    return list(_load_warnings)
 
 
 def load_errors(kinds: tuple[str, ...] | None = None) -> list[str]:

@@ -233,8 +233,10 @@ def pillar_score(metrics: list[Metric], pillar: str) -> float | None:
 
 
 def recompute_scores(card: Scorecard) -> dict[str, float | None]:
-    """Pillar scores recomputed from the raw metrics (what ``validate`` compares against)."""
-    return {p: pillar_score(card.metrics, p) for p in card.pillars}
+    """Pillar scores recomputed from the raw metrics (what ``validate`` compares against); a
+    pillar that was not measured (failed or skipped) has none."""
+    return {p: pillar_score(card.metrics, p) if r.status == "measured" else None
+            for p, r in card.pillars.items()}
 
 
 def score_mismatches(card: Scorecard, tolerance: float = 0.01) -> list[str]:
@@ -243,6 +245,9 @@ def score_mismatches(card: Scorecard, tolerance: float = 0.01) -> list[str]:
     out = []
     for pillar, score in recompute_scores(card).items():
         stored = card.pillars[pillar].score
+        if card.pillars[pillar].status == "failed" and stored is not None:
+            # written before failed pillars lost their score: the formula over what survived
+            score = pillar_score(card.metrics, pillar)
         if (stored is None) != (score is None) or (
                 stored is not None and score is not None and abs(stored - score) > tolerance):
             out.append(f"pillar {pillar}: stored score {stored} != recomputed {score}")

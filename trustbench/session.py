@@ -221,8 +221,10 @@ class ScorecardWriter:
         if final:
             self.config.hook.pytest_trustbench_update_scorecard(config=self.config, scorecard=card)
         # Scores last, from the metrics as they will be written (a hook may have added some).
+        # A failed pillar has no score: what it measured stays in its metrics, but a mean over
+        # the metrics that survived a failure (a worst case that never finished) would mislead.
         for p, result in card.pillars.items():
-            if result.status != "skipped":
+            if result.status == "measured":
                 result.score = pillar_score(card.metrics, p)
         if final:
             from trustbench.gates import evaluate_gate, parse_gate

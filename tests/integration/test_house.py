@@ -195,14 +195,15 @@ def test_broken_third_party_plugins_are_named_and_the_rest_is_measured(tmp_path)
     listed = tb("list", cwd=tmp_path, env=env)
     assert listed.returncode == 0
     assert "tbbad.broken" in listed.stderr and "already registered" in listed.stderr
-    assert "is a 'fault' plugin, not 'attack'" in listed.stderr
+    # filed under the wrong kind: it registered as what it is (a fault model), with a warning
+    assert "is a plugin of kind 'fault', not 'attack'" in listed.stderr
     out = tmp_path / "out"
     res = tb("run", "--pillar", "robustness", "--bench-task", "digits-cnn", "--bench-profile",
              "smoke", f"--bench-out={out}", "--", "-q", "-p", "no:randomly", cwd=tmp_path,
              env=env)
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
     assert "test_registered_plugins_load_and_declare_valid_plans" in res.stdout
-    for what in ("tbbad.broken", "already registered", "not 'attack'", "stepz"):
+    for what in ("tbbad.broken", "already registered", "stepz"):
         assert what in res.stdout, what
     card = _card(out)
     assert card["run"]["status"] == "incomplete"

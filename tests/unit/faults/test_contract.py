@@ -49,8 +49,16 @@ def test_every_builtin_is_covered() -> None:
     protections = {n for n, _ in (p.values for p in _cases("protection"))}
     assert {"ranger", "weight_range"} <= protections
     assert contract.checks_of(registry.get("fault", "bitflip")) == [
-        "opt_outs", "docstring", "example", "params", "fp32", "fp16", "bf16", "int8",
-        "campaign"]
+        "opt_outs", "profiles", "docstring", "example", "params", "fp32", "fp16", "bf16",
+        "int8", "campaign"]
+
+
+def test_a_profiles_typo_is_caught_by_the_contract() -> None:
+    bad = type("Typo", (registry.get("fault", "bitflip"),), {"profiles": ("smoke", "standart")})
+    with pytest.raises(AssertionError, match="profile"):
+        contract.check_profiles(bad)
+    with pytest.raises(AssertionError, match="profile"):
+        contract.check_profiles(type("Str", (bad,), {"profiles": "smoke"}))
 
 
 # --------------------------------------------------------------------------- the checks bite
