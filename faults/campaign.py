@@ -159,6 +159,7 @@ def run_campaign(
     fm = resolve(cfg.fault_model, **cfg.fault_params)
     check_eval_mode(model)
     check_labels(x, y)
+    _check_checkpoint(checkpoint)
     if len(x):
         check_forward(model, x, y)
     device_type = device_of(model).type
@@ -270,11 +271,41 @@ def _campaign_size(cfg: CampaignConfig, target: _Target) -> int:
     return leveugle_sample_size(population, cfg.margin, cfg.confidence)
 
 
+def _check_checkpoint(checkpoint: Any) -> None:
+    """Refuse, before any fault runs, an object that is not a :class:`Checkpoint`."""
+    if checkpoint is None:
+        return
+    import inspect
+
+    problems = []
+    for method in ("load", "save"):
+        fn = getattr(checkpoint, method, None)
+        if not callable(fn):
+            problems.append(f"it has no {method}() method")
+            continue
+        try:
+            inspect.signature(fn).bind(None)
+        except TypeError:
+            problems.append(f"its {method}() does not take exactly one argument")
+        except ValueError:  # no signature to read (a builtin): trust it
+            pass
+    if problems:
+        raise FaultError(
+            f"checkpoint= must be a Checkpoint, an object with load(fingerprint) -> "
+            f"CampaignState | None and save(state); {type(checkpoint).__name__}: "
+            f"{'; '.join(problems)}. A JsonCheckpoints store hands one out per campaign: "
+            "JsonCheckpoints().progress(name, CampaignState.from_dict).")
+    return
+
+
 def _start_state(checkpoint: Checkpoint | None, fingerprint: str, n_total: int,
                  digest: str) -> CampaignState:
     """The state the checkpoint kept for this campaign on these weights and data (a copy), or
     a fresh one."""
     loaded = None if checkpoint is None else checkpoint.load(fingerprint)
+    if loaded is not None and not isinstance(loaded, CampaignState):
+        raise FaultError(f"checkpoint.load() returned a {type(loaded).__name__}, not a "
+                         "CampaignState (or None); convert with CampaignState.from_dict")
     if (loaded is not None and loaded.fingerprint == fingerprint and loaded.n_total == n_total
             and loaded.digest == digest):
         return CampaignState.from_dict(loaded.to_dict())  # never mutate the checkpoint's

@@ -263,6 +263,7 @@ def check_applied(cls: type) -> None:
     model, x, _ = _tiny()
     prot = cls().fit(model, x)
     before, hooks = _state(model), _hooks(model)
+    modes = [m.training for m in model.modules()]
     with torch.no_grad():
         clean = model(x)
         with prot.applied(model) as protected:
@@ -276,6 +277,8 @@ def check_applied(cls: type) -> None:
     assert _hooks(model) == hooks, (
         f"{_name(cls)}: hooks or attributes are left on the model after `applied` exits")
     assert _state(model) == before, f"{_name(cls)}: the model's parameters changed"
+    assert [m.training for m in model.modules()] == modes, (
+        f"{_name(cls)}: train/eval modes of the model's modules changed after `applied` exits")
     assert torch.equal(after, clean), (
         f"{_name(cls)}: after `applied` exits the model computes other outputs than before")
 

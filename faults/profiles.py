@@ -121,6 +121,13 @@ def _check_names(setting: str, kind: str, value: Any) -> None:
                           f"{unknown}; registered: {', '.join(known)} (third-party plugins "
                           f"register through the entry-point group "
                           f"{registry.entry_point_group(kind)!r}).")
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        raise ConfigError(f"[faults] {setting} names {twice} more than once; list each "
+                          f"{kind} once.")
+    if kind == "fault" and HEADLINE_FAULT_MODEL in value:
+        raise ConfigError(f"[faults] fault_models lists {HEADLINE_FAULT_MODEL!r}, the headline "
+                          "campaign that always runs; list only the other fault models.")
 
 
 def declared_profiles(plugin: Any) -> tuple[str, ...]:
@@ -148,9 +155,36 @@ def _order(plugin: Any) -> Any:
         else DEFAULT_ORDER
 
 
+#: Suffixes of a protection's metric names (``<name>_sdc_reduction``, ...).
+PROTECTION_METRICS = ("sdc_reduction", "critical_sdc_reduction", "weight_sdc_rate",
+                      "clean_accuracy_cost", "latency_overhead")
+
+
+def _name_clash(kind: str, name: str) -> str | None:
+    """Why ``name``'s metric names would collide with another registered protection's."""
+    if kind != "protection":
+        return None
+    from trustbench import registry
+
+    def builtin(n: str) -> bool:
+        return getattr(registry.get(kind, n), "__module__", "").startswith("trustbench.")
+
+    def wins(a: str, b: str) -> bool:  # of two clashing names, the built-in (or shorter) stays
+        return (builtin(a), -len(a), a) > (builtin(b), -len(b), b)
+
+    mine = {f"{name}_{m}" for m in PROTECTION_METRICS}
+    for other in registry.names(kind):
+        if other != name and mine & {f"{other}_{m}" for m in PROTECTION_METRICS} \
+                and wins(other, name):
+            return (f"its metric names collide with those of protection {other!r} (e.g. "
+                    f"{sorted(mine & {f'{other}_{m}' for m in PROTECTION_METRICS})[0]}); "
+                    "choose another name")
+    return None
+
+
 def declaration_problems(kind: str) -> list[str]:
-    """Registered plugins of ``kind`` whose ``profiles`` declaration is unusable (they are
-    left out of every profile), one readable line each."""
+    """Registered plugins of ``kind`` the suite leaves out (an unusable ``profiles``
+    declaration, or a protection whose metric names collide with another's), one line each."""
     from trustbench import registry
 
     problems = []
@@ -159,6 +193,9 @@ def declaration_problems(kind: str) -> list[str]:
             declared_profiles(cls)
         except RegistryError as exc:
             problems.append(f"{kind} {name}: {exc}")
+        clash = _name_clash(kind, name)
+        if clash:
+            problems.append(f"{kind} {name}: {clash}")
     return problems
 
 
@@ -167,15 +204,15 @@ def _declaring(kind: str, profile: str) -> list[str]:
     plugin with an unusable declaration is left out (see :func:`declaration_problems`)."""
     from trustbench import registry
 
-    def declares(cls: Any) -> bool:
+    def declares(name: str, cls: Any) -> bool:
         try:
-            return profile in declared_profiles(cls)
+            return profile in declared_profiles(cls) and _name_clash(kind, name) is None
         except RegistryError:
             return False
 
     plugins = registry.all_plugins(kind)
     return [name for name, cls in sorted(plugins.items(), key=lambda kv: (_order(kv[1]), kv[0]))
-            if declares(cls)]
+            if declares(name, cls)]
 
 
 def selected_fault_models(b: FaultBudget) -> list[str]:

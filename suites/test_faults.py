@@ -226,13 +226,24 @@ def test_protection(protection, task, eval_set, faults_budget, weight_config, we
         pytest.skip(_not_selected("protection", protection, "protections", faults_budget))
     x_fit = task.x_train[:2000] if len(task.x_train) else eval_set[0]
     prot = registry.get("protection", protection)()
+    modes = [m.training for m in task.model.modules()]
     try:
-        prot.fit(task.model, x_fit.to(task.device))
-    except FaultError as exc:
-        pytest.skip(f"{protection} does not apply to task {task.name}: {exc}")
-    res = evaluate_protection(task.model, *eval_set, prot, weight_config,
-                              baseline=weight_campaign,
-                              checkpoint=lambda label: checkpoint(f"{protection}-{label}"))
+        try:
+            prot.fit(task.model, x_fit.to(task.device))
+        except FaultError as exc:
+            pytest.skip(f"{protection} does not apply to task {task.name}: {exc}")
+        res = evaluate_protection(task.model, *eval_set, prot, weight_config,
+                                  baseline=weight_campaign,
+                                  checkpoint=lambda label: checkpoint(f"{protection}-{label}"))
+    finally:
+        # the task's model is shared with every later test: a protection that left a module
+        # in another mode is named, and the modes restored, so the others measure as before
+        moved = [m.training for m in task.model.modules()] != modes
+        for m, mode in zip(task.model.modules(), modes):
+            m.training = mode
+    if moved:
+        pytest.fail(f"protection {protection} left modules of the model in another train/eval "
+                    "mode (restored); its fit and applied must leave the model as they found it")
     interval = ("Newcombe interval for paired proportions (the same faults with and without "
                 "the protection)" if res.paired else
                 "Newcombe hybrid score interval of two independent samples (the campaigns did "
@@ -303,7 +314,11 @@ def test_precision_comparison(task, eval_set, weight_config, faults_budget, chec
 def _not_selected(kind, name, setting, budget):
     if getattr(budget, setting) is not None:
         return f"{name} is not in the [faults] {setting} setting"
-    declared = ", ".join(profiles.declared_profiles(registry.get(kind, name))) or "none"
+    try:
+        declared = ", ".join(profiles.declared_profiles(registry.get(kind, name))) or "none"
+    except registry.RegistryError as exc:
+        return (f"{name} is left out: its profiles declaration is not usable ({exc}); see "
+                "test_registered_plugins_load_and_declare_valid_profiles")
     what = "fault model" if kind == "fault" else kind
     return (f"the {what} {name} runs in the profiles it declares ({declared}), not in "
             f"{budget.profile}; list it in the [faults] {setting} setting to measure it")
@@ -312,7 +327,9 @@ def _not_selected(kind, name, setting, budget):
 @pytest.fixture(scope="module")
 def model_campaign(task, eval_set, weight_config, checkpoint):
     """``model_campaign(name)``: the weight campaign of fault model ``name`` (run once per
-    module; a :class:`FaultError` where the task's model does not allow it is returned)."""
+    module). Where it cannot run, the exception is returned instead: a :class:`FaultError`
+    where the task's model does not allow it, anything else where the plugin is broken (its
+    own test fails with it; the other fault models' rows are still recorded)."""
     done = {}
 
     def get(name):
@@ -321,7 +338,7 @@ def model_campaign(task, eval_set, weight_config, checkpoint):
                 done[name] = run_campaign(task.model, *eval_set, weight_config,
                                           fault_model=name,
                                           checkpoint=checkpoint(f"model-{name}"))
-            except FaultError as exc:
+            except Exception as exc:  # a broken third-party model must not cost the others
                 done[name] = exc
         return done[name]
 
@@ -337,6 +354,8 @@ def test_fault_model(fault_model, task, faults_budget, model_campaign):
     res = model_campaign(fault_model)
     if isinstance(res, FaultError):
         pytest.skip(f"no {fault_model} campaign for task {task.name}: {res}")
+    if isinstance(res, Exception):
+        raise res
     assert res.complete and res.n_faults > 0
 
 
@@ -349,8 +368,8 @@ def test_other_fault_models(task, faults_budget, model_campaign, record_metric):
     rows, not_run = [], {}
     for name in names:
         res = model_campaign(name)
-        if isinstance(res, FaultError):
-            not_run[name] = str(res)
+        if isinstance(res, Exception):
+            not_run[name] = f"{type(res).__name__}: {res}"
             continue
         rows.append({"group": name, "value": res.sdc.value, "ci": list(res.sdc.ci),
                      "n": res.n_faults})

@@ -253,7 +253,13 @@ def discover(kind: str) -> None:
         where = f"{group}:{ep.name} -> {ep.value}"
         try:
             loaded = ep.load()
+            if not inspect.isclass(loaded) and not inspect.ismodule(loaded):
+                raise RegistryError(f"names a {type(loaded).__name__}, not a module or a plugin "
+                                    "class")
             if inspect.isclass(loaded):
+                if not issubclass(loaded, Plugin):
+                    raise RegistryError(f"{_where(loaded)} is not a trustbench plugin (a "
+                                        f"subclass of the {kind} base class)")
                 own = getattr(loaded, "kind", "") or kind
                 if own != kind:
                     # importing it registered it under its own kind already: it works there,

@@ -211,3 +211,73 @@ def test_broken_third_party_plugins_are_named_and_the_rest_is_measured(tmp_path)
     pgd = next(m for m in card["metrics"] if m["name"] == "robust_accuracy.pgd.linf.0.1")
     assert pgd["params"]["steps"] == 10  # the built-in PGD, not the impostor
     assert not any("bad-plan" in m["name"] for m in card["metrics"])
+
+
+def _faulty_package(root: Path) -> Path:
+    """Fault-side plugins broken at run time: a fault model whose sampling raises, a protection
+    that leaves the model in train mode, an entry point naming a class that is no plugin."""
+    pkg = root / "tbfaulty"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "crashy.py").write_text(textwrap.dedent('''
+        from trustbench.faults.bitflip import BitFlip
+
+        class Crashy(BitFlip):
+            """Samples nothing but an IndexError."""
+
+            name = "crashy"
+
+            def sample(self, *args, **kwargs):
+                raise IndexError("a bug in the plugin")
+    '''))
+    (pkg / "trainer.py").write_text(textwrap.dedent('''
+        import contextlib
+
+        from trustbench.faults.protection import RangeRestriction
+
+        class LeavesTrain(RangeRestriction):
+            """Ranger that forgets to restore eval mode."""
+
+            name = "leaves_train"
+
+            @contextlib.contextmanager
+            def applied(self, model):
+                with super().applied(model) as m:
+                    yield m
+                model.train()
+
+        class NotAPlugin:
+            name = "nap"
+    '''))
+    info = root / "tbfaulty-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tbfaulty\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("""
+        [trustbench.faults]
+        crashy = tbfaulty.crashy:Crashy
+        nap = tbfaulty.trainer:NotAPlugin
+
+        [trustbench.protections]
+        leaves_train = tbfaulty.trainer:LeavesTrain
+    """))
+    return root
+
+
+def test_broken_fault_plugins_cost_only_themselves(tmp_path):
+    env = _env(_faulty_package(tmp_path / "site"))
+    (tmp_path / "trustbench.toml").write_text('[faults]\nfault_models = ["stuck_at_1", "crashy"]\n')
+    out = tmp_path / "out"
+    res = tb("run", "--pillar", "faults", "--bench-task", "digits-cnn", "--bench-profile",
+             "smoke", f"--bench-out={out}", "--", "-q", "-p", "no:randomly", cwd=tmp_path,
+             env=env)
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "NotAPlugin is not a trustbench plugin" in res.stdout
+    assert "protection leaves_train left modules of the model in another train/eval mode" \
+        in res.stdout
+    card = _card(out)
+    table = next(m for m in card["metrics"] if m["name"] == "weight_sdc_rate_by_fault_model")
+    assert [r["group"] for r in table["value"]["rows"]] == ["stuck_at_1"]
+    assert "IndexError" in table["params"]["not_run"]["crashy"]
+    names = {m["name"] for m in card["metrics"]}
+    # the built-in protections measured as without the broken one
+    assert {"ranger_sdc_reduction", "weight_range_sdc_reduction"} <= names

@@ -158,3 +158,20 @@ def test_compare_precisions_names_an_unknown_setting() -> None:
     x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
     with pytest.raises(FaultError, match="unknown campaign setting.*n_fautls"):
         compare_precisions(model, x, y, ("fp32",), n_fautls=10)
+
+
+def test_a_checkpoint_that_is_not_one_is_refused_before_any_fault_runs() -> None:
+    from trustbench.checkpoints import JsonCheckpoints
+
+    model, x, y = make_data()
+    for bad, match in ((JsonCheckpoints(), "save\\(\\) does not take exactly one"),
+                       (object(), "no load\\(\\) method")):
+        with pytest.raises(FaultError, match=match):
+            run_campaign(model, x, y, n_faults=10, checkpoint=bad)
+
+    class DictLoad(MemoryCheckpoint):
+        def load(self, fingerprint):
+            return {"fingerprint": fingerprint}
+
+    with pytest.raises(FaultError, match="not a CampaignState"):
+        run_campaign(model, x, y, n_faults=10, checkpoint=DictLoad())
