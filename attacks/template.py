@@ -149,6 +149,9 @@ def render_attack_template(name: str, module: str | None = None) -> str:
     cls = "".join(part.capitalize() for part in name.split("-"))
     if keyword.iskeyword(cls) or not cls.isidentifier():
         raise AttackError(f"attack name {name!r} does not give a valid class name ({cls!r})")
+    if cls in {"AttackContext", "AttackParams", "EvasionAttack", "SuitePlan"}:
+        raise AttackError(f"attack name {name!r} gives the class name {cls!r}, which the file "
+                          "imports from trustbench; choose another name")
     title = " ".join(
         part.upper() if len(part) <= 4 else part.capitalize() for part in name.split("-")
     )

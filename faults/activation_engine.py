@@ -28,7 +28,7 @@ from trustbench.faults.bits import layout_for, to_native
 from trustbench.faults.errors import FaultError
 from trustbench.faults.graphs import GraphCache, execution_summary
 from trustbench.faults.outcomes import DUE, classify
-from trustbench.faults.runtime import device_of, is_fatal, logits_digest
+from trustbench.faults.runtime import check_fields, device_of, is_fatal, logits_digest
 from trustbench.faults.sites import ActivationSite
 
 
@@ -56,6 +56,10 @@ class ActivationEngineConfig:
     cuda_graphs: bool = True
     min_graph_batches: int = 3
     lanes: int = 1
+
+    def __post_init__(self) -> None:
+        check_fields(self, ints=("batch_size", "min_graph_batches", "lanes"),
+                     bools=("cuda_graphs",))
 
 
 def _aliases(out: torch.Tensor, args: tuple, kwargs: dict) -> bool:

@@ -204,6 +204,10 @@ class _Target:
 def _settings(config: CampaignConfig | None, overrides: dict[str, Any],
               stop_after: int | None) -> CampaignConfig:
     """The checked configuration: ``config`` (or the defaults) with ``overrides`` applied."""
+    if config is not None and not isinstance(config, CampaignConfig):
+        raise FaultError(f"run_campaign's config must be a CampaignConfig (what to inject and "
+                         f"how many; the engines' settings are among its fields), got "
+                         f"{type(config).__name__}")
     if {"state", "on_checkpoint"} & set(overrides):
         raise FaultError("run_campaign resumes through checkpoint= only: pass an object with "
                          "load(fingerprint) and save(state) (e.g. trustbench.checkpoints."

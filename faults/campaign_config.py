@@ -203,6 +203,19 @@ class CampaignConfig:
         if not isinstance(self.fault_params, dict):
             raise FaultError(f"fault_params must be a dict of the fault model's parameters "
                              f"(e.g. {{'bit': 30}}), got {self.fault_params!r}")
+        # checked here, before any fault runs, not when the result is summarised
+        for name, lo, hi in (("confidence", 0.0, 1.0), ("margin", 0.0, 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi:
+                raise FaultError(f"{name} must be a number strictly between {lo:g} and {hi:g} "
+                                 f"(e.g. 0.95 confidence, 0.05 margin), got {v!r}")
+        for name in ("suffix", "cuda_graphs", "prune_inert", "strict_fp32", "progress"):
+            v = getattr(self, name, False)
+            if not isinstance(v, bool):
+                raise FaultError(f"{name} must be True or False, got {v!r}")
+        if self.early_exit is not None and not isinstance(self.early_exit, bool):
+            raise FaultError(f"early_exit must be True, False or None (the device's default), "
+                             f"got {self.early_exit!r}")
         if self.input_encoding != "native" and self.target != "inputs":
             raise FaultError(f"input_encoding={self.input_encoding!r} applies to input faults "
                              "only (target='inputs').")

@@ -199,6 +199,15 @@ def check_layout(cls: type, layout_name: str) -> None:
         f"{where}: the same seed drew other faults; draw all randomness from the given rng")
     mask_again = fm.xor_mask(old, _native(payload, lay.nbits))
     assert torch.equal(mask_again, mask), f"{where}: xor_mask is not deterministic"
+    # the activation engine hands words over as (faults, 1) columns: one mask per word, in the
+    # words' own shape (a mask that broadcasts or flattens would be applied to other words)
+    column = old.reshape(-1, 1)
+    mask_2d = fm.xor_mask(column, _native(payload, lay.nbits).reshape(-1, 1))
+    assert isinstance(mask_2d, torch.Tensor) and mask_2d.shape == column.shape, (
+        f"{where}: xor_mask must keep the words' shape; on words of shape "
+        f"{tuple(column.shape)} it returned {tuple(getattr(mask_2d, 'shape', ()))}")
+    assert torch.equal(mask_2d.reshape(-1), mask), (
+        f"{where}: xor_mask gives other masks for the same words in a column")
 
 
 def check_campaign(cls: type) -> None:
@@ -371,6 +380,8 @@ def check_plugin(cls: type) -> dict[str, str | None]:
             run_check(cls, check)
         except AssertionError as exc:
             failures.append(f"{check}: {exc}")
+        except Exception as exc:  # a check that cannot even run is a broken promise too
+            failures.append(f"{check}: {type(exc).__name__}: {exc}")
         outcome[check] = None
     if failures:
         raise AssertionError(f"{_name(cls)} breaks its contract:\n" + "\n".join(failures))

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from trustbench.faults.errors import FaultError
+
 #: Objects whose ``fp32_precision`` says how float32 convolutions/matmuls run (torch >= 2.9).
 _PRECISION_OWNERS = ("backends", "backends.cuda.matmul", "backends.cudnn", "backends.cudnn.conv",
                      "backends.cudnn.rnn")
@@ -69,6 +71,26 @@ def strict_fp32(enabled: bool = True) -> Iterator[None]:
             torch.set_float32_matmul_precision(matmul_precision)
         for obj, value in saved:
             obj.fp32_precision = value
+
+
+def check_fields(config: Any, ints: tuple[str, ...] = (), bools: tuple[str, ...] = (),
+                 optional_bools: tuple[str, ...] = ()) -> None:
+    """Raise :class:`FaultError` naming the first field of ``config`` (a settings dataclass)
+    whose value is not a positive integer (``ints``), a bool (``bools``) or a bool or None
+    (``optional_bools``): a bad setting is refused where it is given, not deep in torch."""
+    what = type(config).__name__
+    for name in ints:
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise FaultError(f"{what}.{name} must be a positive integer, got {v!r}")
+    for name in bools:
+        v = getattr(config, name)
+        if not isinstance(v, bool):
+            raise FaultError(f"{what}.{name} must be True or False, got {v!r}")
+    for name in optional_bools:
+        v = getattr(config, name)
+        if v is not None and not isinstance(v, bool):
+            raise FaultError(f"{what}.{name} must be True, False or None, got {v!r}")
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -264,6 +264,10 @@ class {cls}(Protection):
 '''
 
 
+#: Names the rendered files import (a class of the same name would shadow them).
+_IMPORTED = frozenset({"BitLayout", "FaultError", "FaultModel", "Protection", "Iterator"})
+
+
 def _names(name: str, what: str) -> tuple[str, str]:
     """The class name and title of a plugin called ``name`` (validated)."""
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name):
@@ -274,6 +278,9 @@ def _names(name: str, what: str) -> tuple[str, str]:
     cls = "".join(part.capitalize() for part in name.split("_"))
     if keyword.iskeyword(cls) or not cls.isidentifier():
         raise FaultError(f"{what} name {name!r} does not give a valid class name ({cls!r})")
+    if cls in _IMPORTED or cls.removesuffix("Params") in _IMPORTED:
+        raise FaultError(f"{what} name {name!r} gives the class name {cls!r}, which the file "
+                         "imports from trustbench; choose another name")
     title = " ".join(part.upper() if len(part) <= 3 else part.capitalize()
                      for part in name.split("_"))
     return cls, title

@@ -41,7 +41,13 @@ from trustbench.faults.errors import FaultError, IntegrityError
 from trustbench.faults.graphs import GraphCache, execution_summary
 from trustbench.faults.inert import InertWeights, find_inert, inert_faults
 from trustbench.faults.outcomes import classify_counts
-from trustbench.faults.runtime import device_of, is_fatal, logits_digest, short_error
+from trustbench.faults.runtime import (
+    check_fields,
+    device_of,
+    is_fatal,
+    logits_digest,
+    short_error,
+)
 from trustbench.faults.segments import MAX_LIVE, Chain, linearise, value_equal, value_len, value_map
 from trustbench.faults.sites import WeightSite
 
@@ -111,6 +117,11 @@ class WeightEngineConfig:
     max_live: int = MAX_LIVE
     prune_inert: bool = True
     early_exit: bool | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self, ints=("batch_size", "min_graph_faults", "lanes", "lane_min_faults",
+                                 "fault_batch", "max_live"),
+                     bools=("suffix", "cuda_graphs", "prune_inert"), optional_bools=("early_exit",))
 
 
 class WeightFaultEngine:

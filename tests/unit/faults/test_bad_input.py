@@ -175,3 +175,39 @@ def test_a_checkpoint_that_is_not_one_is_refused_before_any_fault_runs() -> None
 
     with pytest.raises(FaultError, match="not a CampaignState"):
         run_campaign(model, x, y, n_faults=10, checkpoint=DictLoad())
+
+
+def test_engine_and_campaign_settings_are_refused_where_given() -> None:
+    from trustbench.faults.activation_engine import ActivationEngineConfig
+    from trustbench.faults.campaign import CampaignConfig
+    from trustbench.faults.weight_engine import WeightEngineConfig
+
+    for bad, match in ((dict(batch_size=0), "batch_size"), (dict(batch_size="64"), "batch_size"),
+                       (dict(fault_batch=None), "fault_batch"), (dict(early_exit="no"),
+                                                                  "early_exit")):
+        with pytest.raises(FaultError, match=match):
+            WeightEngineConfig(**bad)
+    with pytest.raises(FaultError, match="lanes"):
+        ActivationEngineConfig(lanes=0)
+    model, x, y = make_data()
+    for bad, match in ((dict(confidence=95), "confidence"), (dict(margin=0.0), "margin"),
+                       (dict(strict_fp32="yes"), "strict_fp32")):
+        with pytest.raises(FaultError, match=match):
+            run_campaign(model, x, y, n_faults=10, **bad)
+    with pytest.raises(FaultError, match="must be a CampaignConfig"):
+        run_campaign(model, x, y, WeightEngineConfig())
+    CampaignConfig().check()
+
+
+def test_the_contract_catches_a_mask_that_does_not_keep_the_words_shape() -> None:
+    from trustbench.faults import contract
+    from trustbench.faults.bitflip import BitFlip
+
+    class Flattening(BitFlip):
+        """Flattens its mask (a bug that mixes up activation faults)."""
+
+        def xor_mask(self, words, payload):
+            return super().xor_mask(words, payload).reshape(-1)
+
+    with pytest.raises(AssertionError, match="keep the words' shape"):
+        contract.check_layout(Flattening, "fp32")

@@ -172,3 +172,17 @@ def test_module_path_goes_into_the_entry_point_snippet() -> None:
     src = render_fault_template("dram_errors", module="mypkg.dram")
     assert 'dram_errors = "mypkg.dram:DramErrors"' in src
     assert importlib.util.find_spec("trustbench.faults.template") is not None
+
+
+def test_names_that_would_shadow_the_templates_imports_are_refused() -> None:
+    from trustbench.attacks.base import AttackError
+    from trustbench.attacks.template import render_attack_template
+    from trustbench.faults.errors import FaultError
+    from trustbench.faults.template import render_fault_template, render_protection_template
+
+    for render, name in ((render_fault_template, "fault_error"),
+                         (render_protection_template, "protection")):
+        with pytest.raises(FaultError, match="imports from trustbench"):
+            render(name)
+    with pytest.raises(AttackError, match="imports from trustbench"):
+        render_attack_template("evasion-attack")
