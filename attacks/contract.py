@@ -17,7 +17,8 @@ checks.
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import re
+import sys
 from typing import Any
 
 import torch
@@ -30,9 +31,14 @@ from trustbench.registry import contract_opt_outs, names
 
 __all__ = ["CHECKS", "FAST", "check_attack", "fast_instance"]
 
+#: A year, a link or a DOI: what a citation of the source looks like.
+_CITATION = re.compile(r"\b(19[5-9]\d|20\d\d)\b|https?://|\bdoi\b", re.IGNORECASE)
+
 #: Check name -> the promise it checks.
 CHECKS: dict[str, str] = {
-    "declaration": "a docstring, a Params dataclass subclassing AttackParams, norms, a SuitePlan",
+    "declaration": "a Params dataclass subclassing AttackParams, norms, a SuitePlan",
+    "docstring": "a docstring of its own that cites its source (year, link or DOI, in the "
+                 "class's or the module's docstring) and shows a >>> example",
     "result_type": "returns an AttackResult with x_adv of the input's shape, dtype and device",
     "input_untouched": "the input tensor is not modified",
     "input_range": "x_adv stays in the input range",
@@ -103,9 +109,15 @@ def check_attack(cls: type[EvasionAttack], norm: str) -> dict[str, str]:
         return check not in skip
 
     name = getattr(cls, "name", cls.__name__)
+    if want("docstring"):
+        own = (vars(cls).get("__doc__") or "").strip()
+        assert own, f"attack {name!r} has no docstring (cite its paper, show a >>> example)"
+        text = f"{getattr(sys.modules.get(cls.__module__), '__doc__', '') or ''}\n{own}"
+        assert _CITATION.search(text), (
+            f"attack {name!r} does not cite its source: name the paper it implements (authors, "
+            "year, venue, link) in its class or module docstring")
+        assert ">>>" in text, f"attack {name!r} shows no runnable >>> example in its docstring"
     if want("declaration"):
-        assert inspect.getdoc(cls) and cls.__doc__ and cls.__doc__.strip(), (
-            f"attack {name!r} has no docstring (cite its paper, show a >>> example)")
         assert isinstance(cls.Params, type) and issubclass(cls.Params, AttackParams), (
             f"attack {name!r}: Params must be a dataclass subclassing AttackParams")
         assert "__dataclass_fields__" in vars(cls.Params) or cls.Params is AttackParams, (

@@ -33,7 +33,12 @@ def test_attack_keeps_its_promises(name: str, norm: str, record_property) -> Non
 
 def test_opt_out_skips_exactly_the_named_check() -> None:
     class Lazy(attacks.FGSM):
-        """Returns its input: breaks 'backward_counted' only, and says so."""
+        """Returns its input (Goodfellow et al. 2015, without the step): breaks
+        'backward_counted' only, and says so.
+
+        >>> Lazy(eps=0.1).name
+        'lazy-contract-test'
+        """
 
         name = "lazy-contract-test"
         contract_opt_out = {"backward_counted": "returns its input unchanged"}
@@ -48,6 +53,10 @@ def test_opt_out_skips_exactly_the_named_check() -> None:
             check_attack(Lazy, "linf")
         Lazy.contract_opt_out = {"no-such-check": "x"}
         with pytest.raises(AssertionError, match="unknown checks"):
+            check_attack(Lazy, "linf")
+        Lazy.__doc__ = "Does stuff."
+        Lazy.contract_opt_out = {"backward_counted": "returns its input unchanged"}
+        with pytest.raises(AssertionError, match="does not cite its source"):
             check_attack(Lazy, "linf")
         Lazy.contract_opt_out = {"eps_ball": ""}
         with pytest.raises(registry.RegistryError, match="reason"):
