@@ -38,7 +38,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -213,12 +212,7 @@ def _settings(config: CampaignConfig | None, overrides: dict[str, Any],
                          "load(fingerprint) and save(state) (e.g. trustbench.checkpoints."
                          "JsonCheckpoints().progress(name, CampaignState.from_dict)); state= "
                          "and on_checkpoint= are no longer accepted.")
-    accepted = [f.name for f in dataclasses.fields(CampaignConfig)]
-    unknown = sorted(set(overrides) - set(accepted))
-    if unknown:
-        raise FaultError(f"unknown campaign setting(s) {unknown}; accepted: "
-                         f"{', '.join(accepted)}.")
-    cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
+    cfg = CampaignConfig.with_overrides(config, overrides)
     cfg.check()
     if stop_after is not None and (isinstance(stop_after, bool)
                                    or not isinstance(stop_after, int) or stop_after < 1):

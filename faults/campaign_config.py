@@ -8,6 +8,7 @@ the engine configurations a campaign builds from it
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,6 +174,18 @@ class CampaignConfig:
     input_encoding: str = "native"
     progress: bool = False
     checkpoint_every: int | None = None
+
+    @classmethod
+    def with_overrides(cls, config: CampaignConfig | None, overrides: dict[str, Any]
+                       ) -> CampaignConfig:
+        """``config`` (or the defaults) with ``overrides`` applied; an unknown setting is a
+        :class:`FaultError` naming the accepted ones."""
+        accepted = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(accepted))
+        if unknown:
+            raise FaultError(f"unknown campaign setting(s) {unknown}; accepted: "
+                             f"{', '.join(accepted)}.")
+        return dataclasses.replace(config or cls(), **overrides)
 
     def check(self) -> None:
         """Raise :class:`FaultError` on values that are not accepted."""

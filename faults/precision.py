@@ -179,12 +179,7 @@ def compare_precisions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``checkpoint(precision)``, if given, is the :class:`.campaign.Checkpoint` of that
     precision's campaign.
     """
-    accepted = [f.name for f in dataclasses.fields(CampaignConfig)]
-    unknown = sorted(set(overrides) - set(accepted))
-    if unknown:
-        raise FaultError(f"unknown campaign setting(s) {unknown}; accepted: "
-                         f"{', '.join(accepted)}.")
-    cfg = dataclasses.replace(config or CampaignConfig(), **overrides)
+    cfg = CampaignConfig.with_overrides(config, overrides)
     if cfg.pattern is None and cfg.target == "weights":  # the int8 copies' words too
         cfg = dataclasses.replace(cfg, pattern=r"^weight(_q)?$")
     out = []
