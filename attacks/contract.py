@@ -17,7 +17,6 @@ checks.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 from typing import Any
 
@@ -27,12 +26,9 @@ from torch import nn
 from trustbench.attacks.base import AttackError, AttackParams, AttackResult, EvasionAttack
 from trustbench.attacks.geometry import lp_norms
 from trustbench.attacks.profiles import SuitePlan
-from trustbench.registry import contract_opt_outs, names
+from trustbench.registry import CITATION_RE, contract_opt_outs, names
 
-__all__ = ["CHECKS", "FAST", "check_attack", "fast_instance"]
-
-#: A year, a link or a DOI: what a citation of the source looks like.
-_CITATION = re.compile(r"\b(19[5-9]\d|20\d\d)\b|https?://|\bdoi\b", re.IGNORECASE)
+__all__ = ["CHECKS", "FAST", "check_attack", "declaration_problem", "fast_instance"]
 
 #: Check name -> the promise it checks.
 CHECKS: dict[str, str] = {
@@ -63,6 +59,36 @@ FAST: dict[str, Any] = {
     "batch_size": 16,
     "square_queries": 10,
 }
+
+
+def declaration_problem(cls: Any) -> str | None:
+    """What makes ``cls`` unusable as an attack plugin by the robustness suite (None: nothing):
+    not an :class:`EvasionAttack`, a ``Params`` that is no dataclass of :class:`AttackParams`,
+    bad ``norms``, or a ``suite`` plan that is no :class:`SuitePlan`, sets parameters its
+    ``Params`` lacks or names unregistered attacks. The contract asserts it; the suite leaves
+    such a plugin out and names it."""
+    if not (isinstance(cls, type) and issubclass(cls, EvasionAttack)):
+        return f"{cls!r} is not an EvasionAttack subclass"
+    params = cls.Params
+    if not (isinstance(params, type) and issubclass(params, AttackParams)):
+        return "Params must be a dataclass subclassing AttackParams"
+    if "__dataclass_fields__" not in vars(params) and params is not AttackParams:
+        return (f"its Params class {params.__name__} is not decorated with @dataclass (its "
+                "fields would not be parameters)")
+    if not cls.norms or not set(cls.norms) <= {"linf", "l2"}:
+        return f"norms must be a non-empty subset of ('linf', 'l2'), got {cls.norms!r}"
+    plan = getattr(cls, "suite", None)
+    if not isinstance(plan, SuitePlan):
+        return f"its suite plan must be a SuitePlan, got {plan!r}"
+    fields = {f.name for f in dataclasses.fields(params)}
+    unknown = sorted(set(plan.budget) - fields)
+    if unknown:
+        return (f"its SuitePlan sets parameters {unknown} that its Params does not have "
+                f"({', '.join(sorted(fields))})")
+    missing = sorted(set(plan.stronger_than) - set(names("attack")))
+    if missing:
+        return f"its SuitePlan's stronger_than names attacks that are not registered: {missing}"
+    return None
 
 
 def fast_instance(cls: type[EvasionAttack], norm: str, eps: float) -> EvasionAttack:
@@ -113,25 +139,13 @@ def check_attack(cls: type[EvasionAttack], norm: str) -> dict[str, str]:
         own = (vars(cls).get("__doc__") or "").strip()
         assert own, f"attack {name!r} has no docstring (cite its paper, show a >>> example)"
         text = f"{getattr(sys.modules.get(cls.__module__), '__doc__', '') or ''}\n{own}"
-        assert _CITATION.search(text), (
+        assert CITATION_RE.search(text), (
             f"attack {name!r} does not cite its source: name the paper it implements (authors, "
             "year, venue, link) in its class or module docstring")
         assert ">>>" in text, f"attack {name!r} shows no runnable >>> example in its docstring"
     if want("declaration"):
-        assert isinstance(cls.Params, type) and issubclass(cls.Params, AttackParams), (
-            f"attack {name!r}: Params must be a dataclass subclassing AttackParams")
-        assert "__dataclass_fields__" in vars(cls.Params) or cls.Params is AttackParams, (
-            f"attack {name!r}: its Params class {cls.Params.__name__} is not decorated with "
-            "@dataclass (its fields would not be parameters)")
-        assert cls.norms and set(cls.norms) <= {"linf", "l2"}, (
-            f"attack {name!r}: norms must be a non-empty subset of ('linf', 'l2')")
-        assert isinstance(cls.suite, SuitePlan), f"attack {name!r}: suite must be a SuitePlan"
-        fields = {f.name for f in dataclasses.fields(cls.Params)}
-        assert set(cls.suite.budget) <= fields, (
-            f"attack {name!r}: its SuitePlan sets parameters "
-            f"{sorted(set(cls.suite.budget) - fields)} that its Params does not have")
-        missing = sorted(set(cls.suite.stronger_than) - set(names("attack")))
-        assert not missing, f"attack {name!r}: stronger_than names unknown attacks {missing}"
+        problem = declaration_problem(cls)
+        assert problem is None, f"attack {name!r}: {problem}"
     classes = max(5, int(getattr(cls, "min_classes", 2)))
     model = _tiny_model(classes)
     model.train()  # the attack must switch to eval and restore train mode

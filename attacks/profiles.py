@@ -25,6 +25,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustbench.config import PROFILES
 from trustbench.errors import ConfigError
 
 __all__ = [
@@ -183,9 +184,6 @@ _BUDGETS = {
     ),
 }
 
-
-#: Every profile, in increasing budget.
-PROFILES: tuple[str, ...] = tuple(_BUDGETS)
 
 
 @dataclass(frozen=True)

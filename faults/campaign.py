@@ -293,7 +293,6 @@ def _check_checkpoint(checkpoint: Any) -> None:
             f"CampaignState | None and save(state); {type(checkpoint).__name__}: "
             f"{'; '.join(problems)}. A JsonCheckpoints store hands one out per campaign: "
             "JsonCheckpoints().progress(name, CampaignState.from_dict).")
-    return
 
 
 def _start_state(checkpoint: Checkpoint | None, fingerprint: str, n_total: int,

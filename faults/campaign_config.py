@@ -15,6 +15,7 @@ from typing import Any
 from trustbench.faults.activation_engine import ActivationEngineConfig
 from trustbench.faults.base import FaultModel
 from trustbench.faults.errors import FaultError
+from trustbench.faults.runtime import check_fields
 from trustbench.faults.segments import MAX_LIVE
 from trustbench.faults.weight_engine import WeightEngineConfig
 
@@ -222,13 +223,8 @@ class CampaignConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi:
                 raise FaultError(f"{name} must be a number strictly between {lo:g} and {hi:g} "
                                  f"(e.g. 0.95 confidence, 0.05 margin), got {v!r}")
-        for name in ("suffix", "cuda_graphs", "prune_inert", "strict_fp32", "progress"):
-            v = getattr(self, name, False)
-            if not isinstance(v, bool):
-                raise FaultError(f"{name} must be True or False, got {v!r}")
-        if self.early_exit is not None and not isinstance(self.early_exit, bool):
-            raise FaultError(f"early_exit must be True, False or None (the device's default), "
-                             f"got {self.early_exit!r}")
+        check_fields(self, bools=("suffix", "cuda_graphs", "prune_inert", "strict_fp32",
+                                  "progress"), optional_bools=("early_exit",))
         if self.input_encoding != "native" and self.target != "inputs":
             raise FaultError(f"input_encoding={self.input_encoding!r} applies to input faults "
                              "only (target='inputs').")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trustbench.registry import contract_opt_outs
+from trustbench.registry import CITATION_RE, contract_opt_outs
 
 __all__ = [
     "CHECKS",
@@ -63,8 +62,6 @@ LAYOUTS: dict[str, torch.dtype] = {
 N_FAULTS = 64
 
 # A year (1950-2099), a link or a DOI: what a citation of the source looks like.
-_CITATION = re.compile(r"\b(19[5-9]\d|20\d\d)\b|https?://|\bdoi\b", re.IGNORECASE)
-
 
 # --------------------------------------------------------------------------- shared checks
 
@@ -99,7 +96,7 @@ def check_docstring(cls: type) -> None:
     assert own, (f"{_name(cls)} has no docstring: say in one line what the {cls.kind} does "
                  "(and in the module or class docstring the paper or source it implements)")
     text = f"{_module_doc(cls)}\n{own}"
-    assert _CITATION.search(text), (
+    assert CITATION_RE.search(text), (
         f"{_name(cls)} does not cite its source: name the paper it implements (authors, "
         "year, venue, link) in its module or class docstring")
 

@@ -18,11 +18,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from trustbench.config import PROFILES
 from trustbench.errors import ConfigError
 from trustbench.registry import RegistryError
-
-#: The benchmark profiles, smallest budget first.
-PROFILES: tuple[str, ...] = ("smoke", "standard", "full")
 
 #: The headline fault model: the weight campaign of every profile (``weight_sdc_rate``, ...);
 #: the fault-model table compares the others with it.

@@ -14,7 +14,6 @@ task come from :func:`trustbench.attacks.profiles.task_eps`. Settings in
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import math
 import statistics
@@ -26,7 +25,7 @@ import torch
 
 from trustbench import attacks, registry
 from trustbench.attacks import checks, profiles
-from trustbench.attacks.base import EvasionAttack
+from trustbench.attacks.contract import declaration_problem
 from trustbench.attacks.evaluate import RobustEvaluation, evaluate_attack, robust_accuracy_at
 from trustbench.stats import clopper_pearson_interval
 
@@ -43,25 +42,8 @@ WHITE_BOX_REFERENCE = ("pgd", "apgd-ce")
 
 def _plan_problem(name: str, cls: Any) -> str | None:
     """What makes a registered attack unusable by the suite (None: nothing)."""
-    if not (isinstance(cls, type) and issubclass(cls, EvasionAttack)):
-        return f"{name}: {cls!r} is not an EvasionAttack subclass"
-    plan = getattr(cls, "suite", None)
-    if not isinstance(plan, profiles.SuitePlan):
-        return f"{name}: its suite plan must be a SuitePlan, got {plan!r}"
-    if not cls.norms or not set(cls.norms) <= set(NORMS):
-        return f"{name}: norms must be a non-empty subset of {NORMS}, got {cls.norms!r}"
-    if "__dataclass_fields__" not in vars(cls.Params):
-        return (f"{name}: its Params class {cls.Params.__name__} is not decorated with "
-                "@dataclass")
-    params = {f.name for f in dataclasses.fields(cls.Params)}
-    unknown = sorted(set(plan.budget) - params)
-    if unknown:
-        return (f"{name}: its suite plan sets parameters {unknown} that its Params does not "
-                f"have ({', '.join(sorted(params))})")
-    missing = sorted(set(plan.stronger_than) - set(registry.names("attack")))
-    if missing:
-        return f"{name}: stronger_than names attacks that are not registered: {missing}"
-    return None
+    problem = declaration_problem(cls)
+    return None if problem is None else f"{name}: {problem}"
 
 
 def _attacks() -> dict[str, type]:

@@ -167,7 +167,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     kinds = _template_kinds()
     if args.kind not in kinds:
-        broken = [e for e in registry.load_errors() if e.startswith("trustbench.pillars:")]
+        broken = registry.pillar_load_errors()
         raise BenchError(f"`trustbench new {args.kind}`: accepted kinds are: "
                          f"{', '.join(sorted(kinds)) or '(no pillar declares a template)'}"
                          + (f" (pillar packages that failed to load: {'; '.join(broken)})"

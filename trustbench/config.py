@@ -261,10 +261,10 @@ def build_config(options: dict[str, Any], rootdir: str | Path = ".") -> RunConfi
             continue
         attr = _FILE_KEYS.get(key)
         if attr is None:
-            from trustbench.registry import load_errors
+            from trustbench.registry import pillar_load_errors
 
             accepted = ", ".join(sorted(set(_FILE_KEYS) | pillar_names))
-            broken = [e for e in load_errors() if e.startswith("trustbench.pillars:")]
+            broken = pillar_load_errors()
             raise ConfigError(
                 f"unknown key {key!r} in {file_path}: accepted keys are {accepted} "
                 "(pillar settings go in sub-tables named after the declared pillars: [faults] "

@@ -171,6 +171,16 @@ def import_submodules(package: str, kinds: tuple[str, ...] = ()) -> list[str]:
     return sorted(names)
 
 
+#: A year, a link or a DOI: what a citation of a plugin's source looks like in its docstrings.
+CITATION_RE = re.compile(r"\b(19[5-9]\d|20\d\d)\b|https?://|\bdoi\b", re.IGNORECASE)
+
+
+def pillar_load_errors() -> list[str]:
+    """The pillar packages that failed to load (:func:`load_errors` of ``trustbench.pillars``)."""
+    pillars()
+    return [e for e in _load_errors if e.startswith(f"{PILLAR_GROUP}:")]
+
+
 def contract_opt_outs(obj: Any) -> dict[str, str]:
     """The contract checks ``obj`` opts out of, check -> reason (``contract_opt_out``)."""
     opt = getattr(obj, "contract_opt_out", None) or {}
